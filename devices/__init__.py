@@ -8,14 +8,18 @@ An instrument is a :class:`DeviceConfiguration` (user settings), a
 """
 
 from ._configuration import DeviceConfiguration, Expression, ExpressionSpec, expression
+from ._device import Device, DeviceCompiler, DeviceController
 from ._errors import (
     DeviceError,
     DeviceNotUsed,
+    DeviceRegistrationError,
     DeviceTimeoutError,
     ShotCompilationError,
+    ShotContextError,
     ShotflowError,
     UnknownDeviceTypeError,
 )
+from ._registry import ENTRY_POINT_GROUP, DeviceType, get_device_type, known_device_types, register_device
 from ._shot import (
     AnalogLane,
     CameraLane,
@@ -26,13 +30,23 @@ from ._shot import (
     Shot,
     ShotTimeline,
 )
+from ._shot_context import ShotContext, ShotExchange, run_blocking
 
 __all__ = [
-    # configuration
+    # instrument model
+    "Device",
+    "DeviceCompiler",
     "DeviceConfiguration",
+    "DeviceController",
     "Expression",
     "ExpressionSpec",
     "expression",
+    # registry
+    "ENTRY_POINT_GROUP",
+    "DeviceType",
+    "get_device_type",
+    "known_device_types",
+    "register_device",
     # shots and timelines
     "AnalogLane",
     "CameraLane",
@@ -42,11 +56,17 @@ __all__ = [
     "SequenceContext",
     "Shot",
     "ShotTimeline",
+    # running a shot
+    "ShotContext",
+    "ShotExchange",
+    "run_blocking",
     # errors
     "DeviceError",
     "DeviceNotUsed",
+    "DeviceRegistrationError",
     "DeviceTimeoutError",
     "ShotCompilationError",
+    "ShotContextError",
     "ShotflowError",
     "UnknownDeviceTypeError",
 ]

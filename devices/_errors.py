@@ -11,8 +11,10 @@ from collections.abc import Iterable
 __all__ = [
     "DeviceError",
     "DeviceNotUsed",
+    "DeviceRegistrationError",
     "DeviceTimeoutError",
     "ShotCompilationError",
+    "ShotContextError",
     "ShotflowError",
     "UnknownDeviceTypeError",
 ]
@@ -87,3 +89,11 @@ class UnknownDeviceTypeError(ShotflowError, KeyError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.device_type, self.known_types))
+
+
+class DeviceRegistrationError(ShotflowError, ValueError):
+    """A device type was registered with inconsistent classes."""
+
+
+class ShotContextError(ShotflowError, RuntimeError):
+    """A controller misused its ``ShotContext`` (a bug in the controller, not the instrument)."""
