@@ -1,0 +1,34 @@
+"""Errors of the sequence layer, rooted in :class:`devices.ShotflowError`."""
+
+from __future__ import annotations
+
+from devices import ShotflowError
+
+__all__ = ["ExpressionError", "SpecError"]
+
+
+class SpecError(ShotflowError, ValueError):
+    """The sequence description is invalid; the message names the field path."""
+
+
+class ExpressionError(SpecError):
+    """An expression cannot be parsed or evaluated.
+
+    ``expression`` is the offending text, ``field`` the field path where it
+    appears (may be empty) and ``problem`` the reason, without the path.
+    """
+
+    def __init__(self, expression: str, problem: str, field: str = "") -> None:
+        self.expression = expression
+        self.problem = problem
+        self.field = field
+        shown = expression if len(expression) <= 80 else expression[:77] + "..."
+        prefix = f"{field}: " if field else ""
+        super().__init__(f"{prefix}expression {shown!r}: {problem}")
+
+    def at(self, field: str) -> ExpressionError:
+        """Return a copy of this error located at ``field``."""
+        return ExpressionError(self.expression, self.problem, field)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.expression, self.problem, self.field))
