@@ -10,6 +10,7 @@ An instrument is a :class:`DeviceConfiguration` (user settings), a
 from ._configuration import DeviceConfiguration, Expression, ExpressionSpec, expression
 from ._device import Device, DeviceCompiler, DeviceController
 from ._errors import (
+    DeviceConfigurationError,
     DeviceError,
     DeviceNotUsed,
     DeviceRegistrationError,
@@ -61,6 +62,7 @@ __all__ = [
     "ShotExchange",
     "run_blocking",
     # errors
+    "DeviceConfigurationError",
     "DeviceError",
     "DeviceNotUsed",
     "DeviceRegistrationError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "DeviceConfigurationError",
     "DeviceError",
     "DeviceNotUsed",
     "DeviceRegistrationError",
@@ -97,3 +98,18 @@ class DeviceRegistrationError(ShotflowError, ValueError):
 
 class ShotContextError(ShotflowError, RuntimeError):
     """A controller misused its ``ShotContext`` (a bug in the controller, not the instrument)."""
+
+
+class DeviceConfigurationError(ShotflowError, ValueError):
+    """A device's settings do not fit the sequence (e.g. a channel naming no timeline lane).
+
+    Raised by a compiler's constructor, before any instrument is touched; ``device`` names it.
+    """
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(f"device {device!r}: {message}")
+        self.device = device
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.device, self.message))

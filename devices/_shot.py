@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -107,6 +107,15 @@ class SequenceContext(Protocol):
     @property
     def globals(self) -> Mapping[str, ParameterValue]:
         """The evaluated global parameters (SI)."""
+        ...
+
+    @property
+    def lane_names(self) -> Collection[str]:
+        """Names of the timeline's lanes, known without a shot (empty without a timeline).
+
+        Compilers use it in their constructor to raise ``DeviceNotUsed`` or reject
+        a setting naming no lane, before any shot is compiled.
+        """
         ...
 
     def evaluate(self, expression: str, shot: Shot | None = None, unit: str | None = None) -> Any:

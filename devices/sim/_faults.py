@@ -1,0 +1,56 @@
+"""Fault-injection settings shared by the simulated instruments, and their journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["JournalEvent", "SimFaults", "write_journal"]
+
+JournalEvent = Literal["enter", "exit", "run_start", "run_end", "run_cancelled", "run_failed", "compile"]
+
+
+class SimFaults(BaseModel):
+    """Failures a simulated instrument injects on purpose, to exercise the engine's error paths.
+
+    Shot numbers are shot indices. All defaults mean "no fault".
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fail_on_enter: bool = False
+    """``__enter__`` raises :class:`DeviceError` (after ``enter_delay``)."""
+    fail_on_exit: bool = False
+    """``__exit__`` raises :class:`DeviceError` (after recording the exit)."""
+    enter_delay: float = Field(0.0, ge=0)
+    """Seconds ``__enter__`` blocks (``time.sleep``: a slow connection)."""
+    fail_compile_shot: int | None = None
+    """``compile_shot_parameters`` raises :class:`ShotCompilationError` for this shot."""
+    fail_run_shot: int | None = None
+    """``run_shot`` fails for this shot, before reaching the barrier, as ``run_fault`` says."""
+    run_fault: Literal["raise", "hang", "timeout"] = "raise"
+    """``raise``: :class:`DeviceError`; ``hang``: wait until cancelled; ``timeout``: :class:`DeviceTimeoutError`."""
+    fail_run_attempts: int = Field(1_000_000, ge=0)
+    """Only the first N attempts of ``fail_run_shot`` fail, so a retry can succeed."""
+    block_loop_shot: int | None = None
+    """During this shot, block the event loop with ``time.sleep`` (tests the blocked-loop detector)."""
+    block_loop_seconds: float = Field(0.5, ge=0)
+    journal: str | None = None
+    """Path of a JSON-lines file receiving lifecycle events (for tests in other processes)."""
+
+
+def write_journal(path: str | None, device: str, event: JournalEvent, shot: int | None = None) -> None:
+    """Append one event line to the journal at ``path`` (no-op when ``path`` is None).
+
+    The file is opened in append mode for each line (a tiny synchronous write),
+    so several processes can share it.
+    """
+    if path is None:
+        return
+    line = json.dumps({"device": device, "event": event, "shot": shot, "pid": os.getpid(), "time": time.time()})
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
