@@ -1,0 +1,68 @@
+"""Session-wide test setup: a private Prefect home and one embedded Prefect server.
+
+Environment variables are set before Prefect is imported: every test run gets
+its own temporary ``PREFECT_HOME`` and reports nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+_HOME = tempfile.mkdtemp(prefix="shotflow-prefect-home-")
+os.environ["PREFECT_HOME"] = _HOME
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest  # noqa: E402
+
+
+def _children() -> set[int]:
+    """PIDs of the live child processes of this process (from /proc)."""
+    me = os.getpid()
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == me and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One embedded Prefect server (SQLite in a temporary folder) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_processes() -> Iterator[None]:
+    """Fail a test that leaves child processes running (session fixtures are set up before this)."""
+    before = _children()
+    yield
+    deadline = time.monotonic() + 10
+    leaked = _children() - before
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.1)
+        leaked = _children() - before
+    if leaked:
+        pytest.fail(f"test left child processes running: {sorted(leaked)}")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
