@@ -1,6 +1,11 @@
-"""Per-shot work: the results store (writer and reader); the engine's tasks join here."""
+"""Per-shot work: compiling and executing shots (Prefect tasks), and the results store."""
 
+from ._compiled import CompiledShot
+from ._device_session import open_devices
 from ._errors import (
+    DeviceExitError,
+    DeviceSetupError,
+    ShotExecutionError,
     StoreBackpressure,
     StoreBusyError,
     StoreError,
@@ -8,12 +13,26 @@ from ._errors import (
     StoreShapeError,
     StoreSpecMismatchError,
 )
+from ._execute_shots import ExecutionTurn, ShotGate, execute_shots
 from ._records import SequenceState, ShotRecord, ShotStatus
 from ._store_reader import open_sequence, read_store_spec, store_state
 from ._store_show import describe_store, plot_store
+from ._retry import RetryPolicy
+from ._shot_compiler import ShotCompiler, compile_shots
+from ._shot_runner import ShotRunner
 from ._store_writer import ShotStoreWriter
 
 __all__ = [
+    # compile and execute
+    "CompiledShot",
+    "ExecutionTurn",
+    "RetryPolicy",
+    "ShotCompiler",
+    "ShotGate",
+    "ShotRunner",
+    "compile_shots",
+    "execute_shots",
+    "open_devices",
     # records
     "SequenceState",
     "ShotRecord",
@@ -26,6 +45,9 @@ __all__ = [
     "read_store_spec",
     "store_state",
     # errors
+    "DeviceExitError",
+    "DeviceSetupError",
+    "ShotExecutionError",
     "StoreBackpressure",
     "StoreBusyError",
     "StoreError",

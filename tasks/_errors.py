@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from devices import ShotflowError
+from devices import DeviceError, ShotflowError
 
 __all__ = [
+    "DeviceExitError",
+    "DeviceSetupError",
+    "ShotExecutionError",
     "StoreBackpressure",
     "StoreBusyError",
     "StoreError",
@@ -46,3 +49,25 @@ class StoreSpecMismatchError(StoreError):
 
 class StoreBackpressure(StoreError):
     """``write_nowait`` found the writer's queue full; use ``await write(...)`` to wait."""
+
+
+# --- engine --------------------------------------------------------------------------
+
+
+class DeviceSetupError(DeviceError):
+    """One or more devices failed to enter; ``device`` names the first, the message all of them."""
+
+
+class DeviceExitError(DeviceError):
+    """One or more devices failed to exit; every other device was still exited."""
+
+
+class ShotExecutionError(DeviceError):
+    """A shot failed on a device after its last attempt.
+
+    ``shot_index`` is the shot, ``device`` the device whose error ended it, and
+    ``record`` the failed shot's record (stored with status failed).
+    """
+
+    shot_index: int | None = None
+    record: object | None = None

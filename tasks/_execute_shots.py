@@ -1,0 +1,119 @@
+"""The execution task: one Prefect task run per shot (or batch of shots), strictly in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Cancelled, State
+
+from ._compiled import CompiledShot
+from ._records import ShotRecord
+from ._errors import ShotExecutionError
+from ._shot_runner import ShotRunner
+
+__all__ = ["ExecutionTurn", "ShotGate", "execute_shots"]
+
+logger = logging.getLogger(__name__)
+
+
+class ExecutionTurn:
+    """One execution task's place in line: it may start once the previous turn has finished."""
+
+    def __init__(self, gate: ShotGate, previous: anyio.Event) -> None:
+        self._gate = gate
+        self._previous = previous
+        self.started = anyio.Event()
+        self.finished = anyio.Event()
+
+    async def wait(self) -> bool:
+        """Wait for the previous turn to finish; ``False`` if the gate closed meanwhile (discarded)."""
+        await self._previous.wait()
+        if self.closed:
+            self.finish()
+            return False
+        self.started.set()
+        return True
+
+    @property
+    def closed(self) -> bool:
+        """Whether the sequence is stopping (no new shot may start)."""
+        return self._gate.closed
+
+    def finish(self) -> None:
+        """Let the next turn start (idempotent)."""
+        self.started.set()
+        self.finished.set()
+
+
+class ShotGate:
+    """Orders execution tasks: each waits for the one admitted before it.
+
+    Admitting a turn ahead lets its Prefect task run begin (bookkeeping, HTTP)
+    while the previous shot still plays, so the gap between shots is only the
+    wake-up of an event. :meth:`close` discards every turn that has not started.
+    """
+
+    def __init__(self) -> None:
+        self._last = anyio.Event()
+        self._last.set()
+        self.closed = False
+
+    def admit(self) -> ExecutionTurn:
+        """The next turn in line."""
+        turn = ExecutionTurn(self, self._last)
+        self._last = turn.finished
+        return turn
+
+    def close(self) -> None:
+        """No turn that has not started yet will run."""
+        self.closed = True
+
+
+@task(name="execute-shots", task_run_name="execute-shot-{first}", cache_policy=NO_CACHE, persist_result=False)
+async def execute_shots(
+    first: int,
+    shots: list[CompiledShot],
+    turn: ExecutionTurn,
+    runner: ShotRunner,
+    on_record: Callable[[ShotRecord], object],
+) -> int | State:
+    """Prefect task: run a batch of compiled shots on the devices, in order, when its turn comes.
+
+    Each finished record (completed or failed) is handed to ``on_record``
+    (awaited if it returns an awaitable; it stores the shot). Returns the number
+    of completed shots, or a Cancelled state when the batch was discarded
+    before starting. Raises ``ShotExecutionError`` when a shot fails for good;
+    the next turn is released only after the last shot, so shots never overlap.
+    """
+    if not await turn.wait():
+        return Cancelled(message=f"shots from {first} discarded: the sequence is stopping")
+
+    async def store(record: ShotRecord) -> None:
+        with anyio.CancelScope(shield=True):
+            result = on_record(record)
+            if hasattr(result, "__await__"):
+                await result  # type: ignore[misc]
+
+    done = 0
+    try:
+        for position, compiled in enumerate(shots):
+            if position and turn.closed:
+                break
+            try:
+                record = await runner.run(compiled)
+            except ShotExecutionError as error:
+                turn.finish()
+                if error.record is not None:
+                    await store(error.record)
+                raise
+            if position == len(shots) - 1:
+                turn.finish()  # the next turn's shot starts now; storing this one overlaps it
+            await store(record)
+            done += 1
+    finally:
+        turn.finish()
+    return done
