@@ -1,0 +1,104 @@
+"""The CLI commands that run and inspect sequences: ``run``, ``resume``, ``show``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from devices import ShotflowError
+from tasks import describe_store, plot_store, read_store_spec
+
+from ._load import load_spec
+from ._progress import Progress as RunProgress
+from ._progress import progress_listener
+from ._spec import SequenceSpec
+
+__all__ = ["add_run_commands"]
+
+_err = Console(stderr=True)
+
+
+def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
+    from ._run_sequence import run_sequence
+
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} shots/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
+        task_id = bar.add_task(spec.name, total=None, rate="-")
+
+        def on_progress(p: RunProgress) -> None:
+            rate = f"{p.completed / p.elapsed:.1f}" if p.elapsed > 0 else "-"
+            bar.update(task_id, completed=p.completed, total=p.expected, rate=rate)
+
+        with progress_listener(on_progress):
+            state = asyncio.run(
+                run_sequence(spec, store=str(store) if store else None, resume=resume, return_state=True)
+            )
+    if state.is_completed():
+        result = state.result()
+        print(json.dumps(result.model_dump(), indent=2))
+        return 0
+    message = state.message or state.name
+    try:
+        state.result()
+    except BaseException as exc:  # the flow's own error carries the precise message
+        message = str(exc) or message
+    _err.print(f"[bold red]sequence {state.name.lower()}:[/] {message}")
+    return 130 if state.is_cancelled() else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    spec = load_spec(Path(args.spec))
+    return _run(spec, Path(args.store) if args.store else None, resume=False)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    spec = SequenceSpec.model_validate_json(read_store_spec(Path(args.store)))
+    return _run(spec, Path(args.store), resume=True)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    print(describe_store(Path(args.store)))
+    if args.plot:
+        if not args.against or not args.output:
+            _err.print("--plot needs --against PARAM and -o FILE")
+            return 2
+        plot_store(Path(args.store), args.plot, args.against, Path(args.output))
+        print(f"plot written to {args.output}")
+    return 0
+
+
+def add_run_commands(subparsers: Any) -> None:
+    """Register ``run``, ``resume`` and ``show`` on the CLI's subparsers."""
+    run = subparsers.add_parser("run", help="run a sequence on the instruments (locally, embedded Prefect)")
+    run.add_argument("spec", help="sequence spec (YAML or JSON)")
+    run.add_argument("--store", help="zarr store to write (a folder ending in .zarr)")
+    run.set_defaults(handler=_cmd_run)
+
+    resume = subparsers.add_parser("resume", help="continue an interrupted or crashed sequence in its store")
+    resume.add_argument("store", help="the sequence's zarr store")
+    resume.set_defaults(handler=_cmd_resume)
+
+    show = subparsers.add_parser("show", help="summarise a store; optionally plot a variable against a parameter")
+    show.add_argument("store", help="the sequence's zarr store")
+    show.add_argument("--plot", metavar="VAR", help="data variable to plot (e.g. camera.image)")
+    show.add_argument("--against", metavar="PARAM", help="scan parameter for the x axis")
+    show.add_argument("-o", "--output", metavar="FILE", help="PNG file to write")
+    show.set_defaults(handler=_cmd_show)
+
+

@@ -1,0 +1,287 @@
+"""``run_sequence``: a sequence run as a Prefect flow (DESIGN.md section 1)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+from prefect import flow, get_client
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.context import FlowRunContext
+from prefect.logging import get_run_logger
+from prefect.states import Cancelled
+from pydantic import BaseModel
+
+from devices import Device, DeviceCompiler, DeviceController, DeviceNotUsed, get_device_type
+from tasks import (
+    RetryPolicy,
+    SequenceState,
+    ShotCompiler,
+    ShotExecutionError,
+    ShotRunner,
+    ShotStoreWriter,
+    open_devices,
+)
+
+from ._calibrated import load_calibrated
+from ._context import SequenceRuntime
+from ._errors import SequenceFailedError
+from ._iteration import count_shots, iter_shots, parameter_units
+from ._lifecycle import Lifecycle, Phase
+from ._progress import ProgressReporter
+from ._shot_pipeline import ShotPipeline
+from ._spec import SequenceSpec, resolve_store_path
+
+__all__ = ["SequenceResult", "run_sequence"]
+
+logger = logging.getLogger(__name__)
+
+CANCEL_POLL_INTERVAL = 1.0
+"""Seconds between two checks of the flow run's state for a cancellation request."""
+RESULTS_ROOT_ENV = "SHOTFLOW_RESULTS_ROOT"
+"""When set (deployments, API runs), every store must lie inside this folder."""
+
+
+class SequenceResult(BaseModel):
+    """What a sequence run returns: where its data is and how it ended."""
+
+    store: str
+    state: str
+    completed_shots: int
+    expected_shots: int | None
+    error: dict[str, Any] | None = None
+
+
+class _Interrupt:
+    """Cancels the run's scope on a request (Prefect cancel, SIGINT, SIGTERM) and remembers why."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            logger.warning("interrupt requested: %s", reason)
+        self.scope.cancel()
+
+
+async def _watch_prefect_cancellation(interrupt: _Interrupt) -> None:
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    flow_run_id = context.flow_run.id
+    async with get_client() as client:
+        while True:
+            await anyio.sleep(CANCEL_POLL_INTERVAL)
+            try:
+                run = await client.read_flow_run(flow_run_id)
+            except Exception as exc:  # a slow or absent server must not stop the run
+                logger.debug("could not read the flow run state: %s", exc)
+                continue
+            if run.state is not None and (run.state.is_cancelling() or run.state.is_cancelled()):
+                interrupt.request("cancelled from Prefect")
+                return
+
+
+async def _watch_signals(interrupt: _Interrupt) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            interrupt.request(f"received {signal.Signals(signum).name}")
+
+
+def _build_compilers(spec: SequenceSpec, runtime: SequenceRuntime) -> dict[str, DeviceCompiler]:
+    compilers: dict[str, DeviceCompiler] = {}
+    for name, config in spec.devices.items():
+        device_type = get_device_type(config.type)
+        try:
+            compilers[name] = device_type.compiler(name, config, runtime)
+        except DeviceNotUsed as reason:
+            logger.info("device %s is not used by this sequence: %s", name, reason)
+    return compilers
+
+
+def _error_record(error: BaseException) -> dict[str, Any]:
+    record: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    for attribute, key in (("shot_index", "shot"), ("device", "device")):
+        value = getattr(error, attribute, None)
+        if value is not None:
+            record[key] = value
+    cause = error.__cause__
+    if cause is not None:
+        record["cause"] = f"{type(cause).__name__}: {cause}"
+    return record
+
+
+def _summary_markdown(result: SequenceResult, duration: float) -> str:
+    lines = [
+        f"# Sequence {result.state}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| store | `{result.store}` |",
+        f"| shots completed | {result.completed_shots} / {result.expected_shots or '?'} |",
+        f"| duration | {duration:.1f} s |",
+    ]
+    if result.error:
+        lines.append(f"| error | {result.error.get('message', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="run-sequence", log_prints=False, validate_parameters=True)
+async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: bool = False) -> SequenceResult:
+    """Run a sequence: initialise its devices, compile and execute every shot, store the results.
+
+    ``store`` is the zarr folder to write (default ``<storage.root>/<name>/<time>.zarr``);
+    ``resume`` continues an interrupted store from its first shot that is not completed.
+    Returns a :class:`SequenceResult` when the sequence finishes. A failed sequence
+    raises :class:`SequenceFailedError` (the flow run ends Failed); an interrupted
+    one ends the flow run Cancelled. In every case the devices are exited and the
+    completed shots are durable in the store.
+    """
+    run_logger = get_run_logger()
+    lifecycle = Lifecycle(spec.name, run_logger)
+    started = time.monotonic()
+    results_root = os.environ.get(RESULTS_ROOT_ENV)
+    store_path = resolve_store_path(
+        spec, results_root=Path(results_root) if results_root else None, store=Path(store) if store else None
+    )
+    calibrated = await load_calibrated(spec)
+    runtime = SequenceRuntime(spec, calibrated=calibrated)
+    compilers = _build_compilers(spec, runtime)
+    expected = count_shots(spec)
+    interrupt = _Interrupt()
+    failure: BaseException | None = None
+    completed = 0
+    lifecycle.move(Phase.INITIALIZING)
+
+    async with ShotStoreWriter.open(
+        store_path,
+        spec_json=spec.model_dump_json(),
+        expected_shots=expected,
+        parameter_units=parameter_units(spec),
+        resume=resume,
+    ) as writer:
+        run_logger.info("sequence %s: writing to %s", spec.name, store_path)
+        already = writer.completed
+        shots = (s for s in iter_shots(spec, calibrated=calibrated) if s.index not in already)
+        pipeline: ShotPipeline | None = None
+        reporter = ProgressReporter(
+            expected, lambda: len(already) + (pipeline.completed if pipeline is not None else 0)
+        )
+        try:
+            with interrupt.scope:
+                async with AsyncExitStack() as stack, anyio.create_task_group() as watchers:
+                    watchers.start_soon(_watch_signals, interrupt)
+                    watchers.start_soon(_watch_prefect_cancellation, interrupt)
+                    watchers.start_soon(reporter.run)
+                    devices: dict[str, Device] = {
+                        name: get_device_type(spec.devices[name].type).device(
+                            **compiler.compile_initialization_parameters()
+                        )
+                        for name, compiler in compilers.items()
+                    }
+                    compiler = await stack.enter_async_context(
+                        ShotCompiler.open(compilers, workers=spec.execution.compile_workers)
+                    )
+                    async with anyio.create_task_group() as setup:
+                        setup.start_soon(compiler.warm_up)
+                        entered = await stack.enter_async_context(open_devices(devices))
+                    controllers: dict[str, DeviceController] = {
+                        name: get_device_type(spec.devices[name].type).controller() for name in entered
+                    }
+                    runner = ShotRunner(
+                        entered,
+                        controllers,
+                        timeout=runtime.evaluate(spec.execution.shot_timeout, unit="s"),
+                        retry=RetryPolicy(
+                            max_attempts=spec.execution.retry.max_attempts,
+                            retry_on=frozenset(spec.execution.retry.retry_on),
+                        ),
+                    )
+                    pipeline = ShotPipeline(
+                        shots,
+                        compiler,
+                        runner,
+                        writer.write,
+                        lookahead=spec.execution.lookahead,
+                        shots_per_task=spec.execution.shots_per_task,
+                    )
+                    lifecycle.move(Phase.RUNNING)
+                    outcome = await pipeline.run()
+                    completed = pipeline.completed
+                    if outcome.compile_error is not None:
+                        lifecycle.move(Phase.STOPPING)
+                        failure = outcome.compile_error
+                    watchers.cancel_scope.cancel()
+        except BaseException as error:  # classified below, then re-raised if not ours
+            failure = error
+        finally:
+            state, error_record = _final_state(failure, interrupt)
+            lifecycle.move(
+                {
+                    SequenceState.FINISHED: Phase.FINISHED,
+                    SequenceState.INTERRUPTED: Phase.INTERRUPTED,
+                }.get(state, Phase.FAILED)
+            )
+            with anyio.CancelScope(shield=True):
+                await writer.finish(state, error_record)
+                await reporter.finish()
+            completed = len(writer.completed)
+
+    result = SequenceResult(
+        store=str(store_path),
+        state=str(state),
+        completed_shots=completed,
+        expected_shots=expected,
+        error=error_record,
+    )
+    with anyio.CancelScope(shield=True):
+        try:
+            await acreate_markdown_artifact(
+                _summary_markdown(result, time.monotonic() - started),
+                key="sequence-summary",
+                description=f"sequence {spec.name}",
+            )
+        except Exception as exc:
+            run_logger.warning("could not publish the summary artifact: %s", exc)
+    run_logger.info(
+        "sequence %s %s: %d/%s shots in %s",
+        spec.name,
+        state,
+        completed,
+        expected if expected is not None else "?",
+        store_path,
+    )
+    if isinstance(failure, anyio.get_cancelled_exc_class()) and interrupt.reason is None:
+        raise failure  # cancelled from outside this flow: propagate once cleaned up
+    if state == SequenceState.INTERRUPTED:
+        return Cancelled(message=f"sequence interrupted ({interrupt.reason}); {completed} shots kept in {store_path}")  # type: ignore[return-value]
+    if state == SequenceState.FAILED:
+        assert failure is not None
+        raise SequenceFailedError(result.error["message"] if result.error else "failed", result) from failure
+    return result
+
+
+def _final_state(
+    failure: BaseException | None, interrupt: _Interrupt
+) -> tuple[SequenceState, dict[str, Any] | None]:
+    if failure is None and interrupt.reason is None:
+        return SequenceState.FINISHED, None
+    if interrupt.reason is not None or isinstance(
+        failure, (KeyboardInterrupt, anyio.get_cancelled_exc_class())
+    ) or type(failure).__name__ == "TerminationSignal":
+        reason = interrupt.reason or type(failure).__name__
+        return SequenceState.INTERRUPTED, {"type": "Interrupted", "message": f"interrupted: {reason}"}
+    assert failure is not None
+    return SequenceState.FAILED, _error_record(failure)

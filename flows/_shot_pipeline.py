@@ -1,0 +1,164 @@
+"""The shot pipeline: compile ahead into a bounded queue, execute strictly in order, store.
+
+Stages (each an owned task of one task group):
+
+- the producer walks the shots lazily and starts a ``compile-shots`` Prefect
+  task per batch, never more than ``lookahead`` batches ahead of the running one;
+- the consumer admits each compiled batch in order to an ``execute-shots``
+  Prefect task; the next task run begins while the current shot plays, so the
+  critical path between shots is an event wake-up, not Prefect bookkeeping;
+- every finished shot goes to the store writer (bounded queue, own thread).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import CancelScope
+
+from devices import Shot, ShotCompilationError
+from tasks import (
+    CompiledShot,
+    ExecutionTurn,
+    ShotCompiler,
+    ShotGate,
+    ShotRecord,
+    ShotRunner,
+    ShotStatus,
+    compile_shots,
+    execute_shots,
+)
+
+__all__ = ["PipelineOutcome", "ShotPipeline"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineOutcome:
+    """How the pipeline ended when it did not raise."""
+
+    completed: int
+    compile_error: ShotCompilationError | None = None
+
+
+class _Batch:
+    __slots__ = ("compiled", "error", "ready", "shots")
+
+    def __init__(self, shots: list[Shot]) -> None:
+        self.shots = shots
+        self.compiled: list[CompiledShot] | None = None
+        self.error: ShotCompilationError | None = None
+        self.ready = anyio.Event()
+
+    @property
+    def first(self) -> int:
+        return self.shots[0].index
+
+
+def _batched(shots: Iterable[Shot], size: int) -> Iterator[list[Shot]]:
+    iterator = iter(shots)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+class ShotPipeline:
+    """Runs shots through compile -> execute -> store (see the module docstring).
+
+    :meth:`run` returns a :class:`PipelineOutcome`: on a compile error the
+    running shot finishes and is stored, shots compiled ahead are discarded,
+    pending compile tasks cancelled, and ``compile_error`` is set. A shot that
+    fails on a device raises ``ShotExecutionError`` (every other stage is
+    cancelled). Cancelling the caller cancels every stage.
+    """
+
+    def __init__(
+        self,
+        shots: Iterable[Shot],
+        compiler: ShotCompiler,
+        runner: ShotRunner,
+        store: Callable[[ShotRecord], Awaitable[None]],
+        *,
+        lookahead: int,
+        shots_per_task: int = 1,
+    ) -> None:
+        self._shots = shots
+        self._compiler = compiler
+        self._runner = runner
+        self._store = store
+        self._lookahead = lookahead
+        self._batch = shots_per_task
+        self._gate = ShotGate()
+        self._compile_error: ShotCompilationError | None = None
+        self.completed = 0
+        self.running_index: int | None = None
+        self.max_compiled_ahead = 0
+        """Largest (compiled shot index - running shot index) seen: checks the lookahead bound."""
+
+    async def run(self) -> PipelineOutcome:
+        """Run every shot; see the class docstring for how it ends."""
+        slots = anyio.Semaphore(self._lookahead)
+        send, receive = anyio.create_memory_object_stream[_Batch](self._lookahead + 1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._produce, send, slots, name="compile producer")
+            async with receive:
+                await self._consume(receive, slots)
+            tg.cancel_scope.cancel()
+        return PipelineOutcome(self.completed, self._compile_error)
+
+    async def _produce(self, send: anyio.abc.ObjectSendStream[_Batch], slots: anyio.Semaphore) -> None:
+        created: list[_Batch] = []
+        try:
+            async with send, anyio.create_task_group() as tg:
+                for shots in _batched(self._shots, self._batch):
+                    await slots.acquire()
+                    batch = _Batch(shots)
+                    created.append(batch)
+                    if self.running_index is not None:
+                        ahead = shots[-1].index - self.running_index
+                        self.max_compiled_ahead = max(self.max_compiled_ahead, ahead)
+                    tg.start_soon(self._compile, batch, tg.cancel_scope, name=f"compile {batch.first}")
+                    await send.send(batch)
+                    created = [b for b in created if not b.ready.is_set()]
+        finally:
+            for batch in created:
+                batch.ready.set()
+
+    async def _compile(self, batch: _Batch, scope: CancelScope) -> None:
+        try:
+            batch.compiled = await compile_shots(first=batch.first, shots=batch.shots, compiler=self._compiler)
+        except ShotCompilationError as error:
+            batch.error = error
+            if self._compile_error is None or error.shot_index < self._compile_error.shot_index:
+                self._compile_error = error
+            logger.error("compilation failed, no new shot will start: %s", error)
+            self._gate.close()
+            scope.cancel()
+        finally:
+            batch.ready.set()
+
+    async def _consume(self, receive: anyio.abc.ObjectReceiveStream[_Batch], slots: anyio.Semaphore) -> None:
+        async with anyio.create_task_group() as tg:
+            async for batch in receive:
+                await batch.ready.wait()
+                if batch.compiled is None or self._gate.closed:
+                    break
+                turn = self._gate.admit()
+                tg.start_soon(self._execute, batch.compiled, turn, name=f"execute {batch.first}")
+                await turn.started.wait()
+                self.running_index = batch.first
+                slots.release()
+
+    async def _execute(self, compiled: list[CompiledShot], turn: ExecutionTurn) -> None:
+        await execute_shots(
+            first=compiled[0].index, shots=compiled, turn=turn, runner=self._runner, on_record=self._on_record
+        )
+
+    async def _on_record(self, record: ShotRecord) -> None:
+        await self._store(record)
+        if record.status == ShotStatus.COMPLETED:
+            self.completed += 1
