@@ -7,11 +7,14 @@ devices and how to run and store the scan. :func:`iter_shots` walks it lazily;
 """
 
 from ._context import SequenceRuntime
-from ._errors import ExpressionError, SpecError
+from ._calibrated import load_calibrated, store_calibrated
+from ._errors import ExpressionError, SequenceFailedError, SpecError
 from ._expressions import CompiledExpression, compile_expression
 from ._iteration import count_shots, evaluate_globals, iter_shots, parameter_units
 from ._load import load_spec
 from ._plan import format_value, plan_lines
+from ._progress import Progress, progress_listener
+from ._run_sequence import SequenceResult, run_sequence
 from ._spec import (
     AnalogLaneSpec,
     Arange,
@@ -31,6 +34,13 @@ from ._spec import (
 from ._store_path import resolve_store_path
 
 __all__ = [
+    # running
+    "run_sequence",
+    "SequenceResult",
+    "Progress",
+    "progress_listener",
+    "load_calibrated",
+    "store_calibrated",
     # the spec
     "SequenceSpec",
     "load_spec",
@@ -63,4 +73,5 @@ __all__ = [
     # errors
     "SpecError",
     "ExpressionError",
+    "SequenceFailedError",
 ]

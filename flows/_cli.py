@@ -68,6 +68,8 @@ def _schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
+    from . import _cli_run  # noqa: F401 - registers run, resume and show
+
     parser = argparse.ArgumentParser(prog="shotflow", description="Run experimental sequences as Prefect flows.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (function, arguments, help) in COMMANDS.items():

@@ -12,15 +12,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from devices import ShotflowError
 from tasks import describe_store, plot_store, read_store_spec
 
+from ._cli import command
 from ._load import load_spec
 from ._progress import Progress as RunProgress
 from ._progress import progress_listener
 from ._spec import SequenceSpec
 
-__all__ = ["add_run_commands"]
+__all__: list[str] = []
 
 _err = Console(stderr=True)
 
@@ -62,43 +62,42 @@ def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
     return 130 if state.is_cancelled() else 1
 
 
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", type=Path, help="sequence description (YAML or JSON)")
+    parser.add_argument("--store", type=Path, help="zarr store to write (a folder ending in .zarr)")
+
+
+def _store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", type=Path, help="the sequence's zarr store")
+
+
+def _show_arguments(parser: argparse.ArgumentParser) -> None:
+    _store_argument(parser)
+    parser.add_argument("--plot", metavar="VAR", help="data variable to plot (e.g. camera.atoms)")
+    parser.add_argument("--against", metavar="PARAM", help="scan parameter for the x axis")
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="PNG file to write")
+
+
+@command("run", "run a sequence on the instruments (locally; Prefect starts embedded)", _run_arguments)
 def _cmd_run(args: argparse.Namespace) -> int:
-    spec = load_spec(Path(args.spec))
-    return _run(spec, Path(args.store) if args.store else None, resume=False)
+    return _run(load_spec(args.spec), args.store, resume=False)
 
 
+@command("resume", "continue an interrupted or crashed sequence in its own store", _store_argument)
 def _cmd_resume(args: argparse.Namespace) -> int:
-    spec = SequenceSpec.model_validate_json(read_store_spec(Path(args.store)))
-    return _run(spec, Path(args.store), resume=True)
+    spec = SequenceSpec.model_validate_json(read_store_spec(args.store))
+    return _run(spec, args.store, resume=True)
 
 
+@command("show", "summarise a store; --plot VAR --against PARAM -o FILE draws a PNG", _show_arguments)
 def _cmd_show(args: argparse.Namespace) -> int:
-    print(describe_store(Path(args.store)))
+    print(describe_store(args.store))
     if args.plot:
         if not args.against or not args.output:
             _err.print("--plot needs --against PARAM and -o FILE")
             return 2
-        plot_store(Path(args.store), args.plot, args.against, Path(args.output))
+        plot_store(args.store, args.plot, args.against, args.output)
         print(f"plot written to {args.output}")
     return 0
-
-
-def add_run_commands(subparsers: Any) -> None:
-    """Register ``run``, ``resume`` and ``show`` on the CLI's subparsers."""
-    run = subparsers.add_parser("run", help="run a sequence on the instruments (locally, embedded Prefect)")
-    run.add_argument("spec", help="sequence spec (YAML or JSON)")
-    run.add_argument("--store", help="zarr store to write (a folder ending in .zarr)")
-    run.set_defaults(handler=_cmd_run)
-
-    resume = subparsers.add_parser("resume", help="continue an interrupted or crashed sequence in its store")
-    resume.add_argument("store", help="the sequence's zarr store")
-    resume.set_defaults(handler=_cmd_resume)
-
-    show = subparsers.add_parser("show", help="summarise a store; optionally plot a variable against a parameter")
-    show.add_argument("store", help="the sequence's zarr store")
-    show.add_argument("--plot", metavar="VAR", help="data variable to plot (e.g. camera.image)")
-    show.add_argument("--against", metavar="PARAM", help="scan parameter for the x axis")
-    show.add_argument("-o", "--output", metavar="FILE", help="PNG file to write")
-    show.set_defaults(handler=_cmd_show)
 
 

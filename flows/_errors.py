@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devices import ShotflowError
 
-__all__ = ["ExpressionError", "SpecError"]
+__all__ = ["ExpressionError", "SequenceFailedError", "SpecError"]
 
 
 class SpecError(ShotflowError, ValueError):
@@ -32,3 +32,18 @@ class ExpressionError(SpecError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.expression, self.problem, self.field))
+
+
+class SequenceFailedError(ShotflowError):
+    """A sequence run failed; ``result`` (a ``SequenceResult``) says where its data is and why.
+
+    The message names the shot, the device and the cause; every completed shot
+    is in the store.
+    """
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.result))

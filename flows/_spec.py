@@ -336,9 +336,9 @@ class _DeviceSchema:
                 mapping[name] = schema["$ref"]
         if not choices:
             return {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]}
-        result: JsonSchemaValue = {"oneOf": choices}
+        result: JsonSchemaValue = {"oneOf": choices, "discriminator": {"propertyName": "type"}}
         if len(mapping) == len(choices):
-            result["discriminator"] = {"propertyName": "type", "mapping": mapping}
+            result["discriminator"]["mapping"] = mapping
         return result
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_args
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 import pint
 from devices import ExpressionSpec
@@ -249,10 +250,12 @@ class _Walker:
 
 
 def _expression_specs(annotation: Any, metadata: Sequence[Any] = ()) -> list[ExpressionSpec]:
+    """ExpressionSpec markers on a field: its metadata, ``Annotated[...]`` or an optional ``X | None``."""
     found = [m for m in metadata if isinstance(m, ExpressionSpec)]
-    for arg in getattr(annotation, "__metadata__", ()):
-        if isinstance(arg, ExpressionSpec):
-            found.append(arg)
+    found += [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, ExpressionSpec)]
+    if not found and get_origin(annotation) in (Union, UnionType):
+        for arg in get_args(annotation):
+            found += _expression_specs(arg)
     return found
 
 
@@ -267,7 +270,8 @@ def _expression_fields(model: BaseModel, path: str) -> Iterator[tuple[str, str, 
         elif isinstance(value, BaseModel):
             yield from _expression_fields(value, here)
         elif isinstance(value, (list, tuple, dict)):
-            inner = [s for arg in get_args(info.annotation) for s in _expression_specs(arg)]
+            container = next((a for a in (info.annotation, *get_args(info.annotation)) if get_origin(a) in (list, tuple, dict)), None)
+            inner = [s for arg in get_args(container) for s in _expression_specs(arg)] if container else []
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 item_path = f"{here}.{key}" if isinstance(value, dict) else f"{here}[{key}]"
