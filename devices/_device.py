@@ -38,7 +38,6 @@ class Device:
         tb: TracebackType | None,
     ) -> None:
         """Disconnect. Raise :class:`DeviceError` on failure (it is reported, not fatal to other exits)."""
-        return None
 
 
 class DeviceCompiler:

@@ -65,7 +65,9 @@ def register_device(
         (controller, DeviceController, "controller"),
     ):
         if not (isinstance(value, builtins.type) and issubclass(value, base)):
-            raise DeviceRegistrationError(f"device type {type!r}: {role} {value!r} is not a subclass of {base.__name__}")
+            raise DeviceRegistrationError(
+                f"device type {type!r}: {role} {value!r} is not a subclass of {base.__name__}"
+            )
     field = configuration.model_fields.get("type")
     if field is not None and isinstance(field.default, str) and field.default != type:
         raise DeviceRegistrationError(

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from types import MappingProxyType
-from typing import Any, TypeVar, TypeVarTuple, Unpack
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -25,13 +25,8 @@ __all__ = ["ShotContext", "ShotExchange", "run_blocking"]
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
 
-
-async def run_blocking(
-    fn: Callable[[Unpack[Ts]], T], *args: Unpack[Ts], abandon_on_cancel: bool = False
-) -> T:
+async def run_blocking[T, *Ts](fn: Callable[[*Ts], T], *args: *Ts, abandon_on_cancel: bool = False) -> T:
     """Run the blocking call ``fn(*args)`` in a worker thread and return its result.
 
     The helper for synchronous drivers: the event loop keeps running meanwhile.
@@ -75,13 +70,17 @@ class ShotExchange:
     def context_for(self, device_name: str) -> ShotContext:
         """Return the (single) :class:`ShotContext` of ``device_name``; raise ``KeyError`` if it is not in the shot."""
         if device_name not in self.device_names:
-            raise KeyError(f"device {device_name!r} is not part of shot {self.shot_index}; devices: {self.device_names}")
+            raise KeyError(
+                f"device {device_name!r} is not part of shot {self.shot_index}; devices: {self.device_names}"
+            )
         context = self._contexts.get(device_name)
         if context is None:
             context = self._contexts[device_name] = ShotContext(self, device_name)
         return context
 
-    async def run(self, device_name: str, controller: DeviceController, device: Any, instructions: Mapping[str, Any]) -> None:
+    async def run(
+        self, device_name: str, controller: DeviceController, device: Any, instructions: Mapping[str, Any]
+    ) -> None:
         """Run ``controller.run_shot`` for ``device_name``, then mark it finished.
 
         Exceptions propagate unchanged (the caller's task group cancels the other controllers).
@@ -123,9 +122,7 @@ class ShotExchange:
         if not sep or not label:
             raise ShotContextError(f"device {waiter!r}: data key {key!r} must be '<device>.<label>'")
         if device not in self.device_names:
-            raise DeviceError(
-                waiter, f"waits for {key!r} but device {device!r} does not run in shot {self.shot_index}"
-            )
+            raise DeviceError(waiter, f"waits for {key!r} but device {device!r} does not run in shot {self.shot_index}")
         while key not in self._data:
             if device in self._finished:
                 raise DeviceError(
@@ -208,7 +205,7 @@ class ShotContext:
         """Sleep until ``t`` seconds after the trigger (a checkpoint even if already past)."""
         await anyio.sleep_until(self._require_trigger("wait_until") + t)
 
-    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run_blocking[T](self, fn: Callable[..., T], *args: Any) -> T:
         """Same as :func:`run_blocking`: run a blocking driver call in a worker thread."""
         return await run_blocking(partial(fn, *args))
 
@@ -220,5 +217,3 @@ class ShotContext:
                 "call await shot.wait_all_devices_ready() first"
             )
         return trigger
-
-

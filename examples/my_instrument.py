@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from devices import (
     Device,
@@ -55,7 +55,7 @@ class ShutterDevice(Device):
         self.port = port
         self.connected = False
 
-    def __enter__(self) -> ShutterDevice:
+    def __enter__(self) -> Self:
         self.connected = True  # e.g. serial.Serial(self.port)
         return self
 

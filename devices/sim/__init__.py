@@ -32,7 +32,11 @@ def register_all() -> None:
         controller=SequencerController,
     )
     register_device(
-        "sim.camera", configuration=CameraConfig, compiler=CameraCompiler, device=CameraDevice, controller=CameraController
+        "sim.camera",
+        configuration=CameraConfig,
+        compiler=CameraCompiler,
+        device=CameraDevice,
+        controller=CameraController,
     )
     register_device(
         "sim.rf_source",

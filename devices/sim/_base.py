@@ -119,7 +119,7 @@ async def _inject_run_faults(device: SimDevice, shot: ShotContext) -> None:
     faults = device.faults
     if faults.block_loop_shot == shot.index:
         logger.warning("%s: blocking the event loop for %g s (block_loop_shot)", device.name, faults.block_loop_seconds)
-        time.sleep(faults.block_loop_seconds)  # deliberate: exercises the engine's blocked-loop detector
+        time.sleep(faults.block_loop_seconds)  # noqa: ASYNC251 deliberate: exercises the engine's blocked-loop detector
     if faults.fail_run_shot != shot.index:
         return
     device.attempts += 1

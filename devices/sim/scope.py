@@ -111,4 +111,3 @@ class ScopeController(SimController):
         await shot.wait_until(float(instructions["duration"]))
         trace = await run_blocking(device.fetch, shot.index, instructions["expected"])
         shot.signal_data("trace", trace)
-

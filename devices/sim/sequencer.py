@@ -80,7 +80,9 @@ class SequencerCompiler(SimCompiler):
             elif lane is None:
                 raise ValueError(f"device {self.name!r}: channel {channel!r} is not a timeline lane")
             else:
-                raise ValueError(f"device {self.name!r}: lane {channel!r} is a {type(lane).__name__}, not digital/analog")
+                raise ValueError(
+                    f"device {self.name!r}: lane {channel!r} is a {type(lane).__name__}, not digital/analog"
+                )
         n = int(counts.sum())
         return {
             "time_step": time_step,

@@ -11,11 +11,11 @@ from devices import (
     DeviceController,
     DeviceRegistrationError,
     UnknownDeviceTypeError,
+    _registry,
     get_device_type,
     known_device_types,
     register_device,
 )
-from devices import _registry
 
 SIM_TYPES = {"sim.sequencer", "sim.camera", "sim.rf_source", "sim.scope"}
 
@@ -65,7 +65,11 @@ def test_registering_other_classes_under_a_taken_name_raises() -> None:
 def test_wrong_base_class_raises() -> None:
     with pytest.raises(DeviceRegistrationError, match="controller"):
         register_device(
-            "test.toy", configuration=ToyConfig, compiler=DeviceCompiler, device=Device, controller=object  # type: ignore[arg-type]
+            "test.toy",
+            configuration=ToyConfig,
+            compiler=DeviceCompiler,
+            device=Device,
+            controller=object,  # type: ignore[arg-type]
         )
 
 
@@ -89,7 +93,9 @@ def test_sim_types_come_from_the_installed_entry_point() -> None:
     assert SIM_TYPES <= set(known_device_types())
 
 
-def test_a_broken_plugin_is_logged_and_skipped(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_plugin_is_logged_and_skipped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     class FakeEntryPoint:
         def __init__(self, name: str, target: Any) -> None:
             self.name, self.value, self._target = name, f"fake:{name}", target

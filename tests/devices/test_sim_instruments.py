@@ -21,7 +21,9 @@ def test_camera_pictures_times_and_atom_number(sequence) -> None:
     assert out["exposure"] == pytest.approx(1e-3)
     # half a linewidth off resonance: 1/2; pulse of a quarter Rabi period: sin^2(pi/4) = 1/2
     assert out["atom_number"] == pytest.approx(1e5 * 0.5 * 0.5)
-    assert compiler.compile_shot_parameters(Shot(1, {"detuning": 0.0, "pulse": 10e-6}))["atom_number"] == pytest.approx(1e5)
+    assert compiler.compile_shot_parameters(Shot(1, {"detuning": 0.0, "pulse": 10e-6}))["atom_number"] == pytest.approx(
+        1e5
+    )
 
 
 def test_camera_without_model_parameters_sees_all_atoms(sequence) -> None:
@@ -43,7 +45,9 @@ def test_simulated_image_is_deterministic_uint16_with_the_atom_number() -> None:
     image = simulate_image((64, 48), 1e5, 6.0, 100.0, None)
     assert image.dtype == np.uint16 and image.shape == (64, 48)
     assert image.astype(float).sum() - 100.0 * 64 * 48 == pytest.approx(1e5, rel=0.01)
-    device = CameraDevice(name="cam", faults=CameraConfig().faults, roi=(32, 32), cloud_sigma=4, background=10, noise=True, seed=1)
+    device = CameraDevice(
+        name="cam", faults=CameraConfig().faults, roi=(32, 32), cloud_sigma=4, background=10, noise=True, seed=1
+    )
     a, b = device.read_image(5, 0, 1e4), device.read_image(5, 0, 1e4)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, device.read_image(6, 0, 1e4))
@@ -78,15 +82,25 @@ def test_atom_number_model_rabi_oscillation() -> None:
 def test_rf_source_evaluates_per_shot(sequence, make_sequence) -> None:
     compiler = RFSourceCompiler("rf", RFSourceConfig(frequency="f", amplitude="0.5", settle_time="2 ms"), sequence)
     out = compiler.compile_shot_parameters(Shot(0, {"f": 80e6}))
-    assert out == {"frequency": 80e6, "amplitude": 0.5, "settle_time": pytest.approx(2e-3), "duration": pytest.approx(18e-3)}
+    assert out == {
+        "frequency": 80e6,
+        "amplitude": 0.5,
+        "settle_time": pytest.approx(2e-3),
+        "duration": pytest.approx(18e-3),
+    }
     empty = make_sequence(ShotTimeline((), (), {}))
-    assert RFSourceCompiler("rf", RFSourceConfig(frequency="1 MHz"), empty).compile_shot_parameters(Shot(0))["duration"] == 0.0
+    assert (
+        RFSourceCompiler("rf", RFSourceConfig(frequency="1 MHz"), empty).compile_shot_parameters(Shot(0))["duration"]
+        == 0.0
+    )
     with pytest.raises(ValueError, match="'f'"):
         compiler.compile_shot_parameters(Shot(0, {}))  # 'f' is no parameter here
 
 
 def test_scope_samples_its_source_lane(sequence) -> None:
-    out = ScopeCompiler("scope", ScopeConfig(samples=1800, source_lane="coil"), sequence).compile_shot_parameters(Shot(0))
+    out = ScopeCompiler("scope", ScopeConfig(samples=1800, source_lane="coil"), sequence).compile_shot_parameters(
+        Shot(0)
+    )
     expected = out["expected"]
     assert expected.dtype == np.float32 and expected.shape == (1800,) and out["duration"] == pytest.approx(18e-3)
     assert (expected[:1000] == 1.0).all() and (expected[1600:] == 0.0).all()

@@ -55,7 +55,13 @@ async def test_the_journal_records_the_lifecycle(instrument, sequence, run_shot,
     events = read_journal(journal)
     assert {e["pid"] for e in events} == {os.getpid()}
     for name in ("seq", "cam", "rf", "scope"):
-        assert [e["event"] for e in events if e["device"] == name] == ["enter", "compile", "run_start", "run_end", "exit"]
+        assert [e["event"] for e in events if e["device"] == name] == [
+            "enter",
+            "compile",
+            "run_start",
+            "run_end",
+            "exit",
+        ]
     assert {e["shot"] for e in events if e["event"] == "run_end"} == {0}
 
 
@@ -69,10 +75,11 @@ def test_fail_on_enter_and_enter_delay(instrument, sequence) -> None:
 
 def test_fail_on_exit_still_records_the_exit(instrument, sequence, tmp_path) -> None:
     journal = tmp_path / "j.jsonl"
-    rf = instrument("rf", RFSourceConfig(frequency="1 MHz", faults=SimFaults(fail_on_exit=True, journal=str(journal))), sequence)
-    with pytest.raises(DeviceError, match="fail_on_exit"):
-        with rf.device:
-            pass
+    rf = instrument(
+        "rf", RFSourceConfig(frequency="1 MHz", faults=SimFaults(fail_on_exit=True, journal=str(journal))), sequence
+    )
+    with pytest.raises(DeviceError, match="fail_on_exit"), rf.device:
+        pass
     assert [e["event"] for e in read_journal(journal)] == ["enter", "exit"]
 
 
@@ -84,7 +91,9 @@ def test_fail_compile_shot(instrument, sequence) -> None:
     assert (info.value.shot_index, info.value.device) == (2, "seq")
 
 
-async def test_fail_run_shot_raise_cancels_the_other_controllers(instrument, sequence, run_shot, entered, tmp_path) -> None:
+async def test_fail_run_shot_raise_cancels_the_other_controllers(
+    instrument, sequence, run_shot, entered, tmp_path
+) -> None:
     journal = tmp_path / "j.jsonl"
     faults = {name: SimFaults(journal=str(journal)) for name in ("seq", "rf", "scope")}
     faults["cam"] = SimFaults(fail_run_shot=1, journal=str(journal))
@@ -94,7 +103,9 @@ async def test_fail_run_shot_raise_cancels_the_other_controllers(instrument, seq
         await run_shot(instruments, Shot(1, {"detuning": 0.0}))
     (error,) = info.value.exceptions
     assert isinstance(error, DeviceError) and not error.retryable and error.device == "cam"
-    shot_1 = {(e["device"], e["event"]) for e in read_journal(journal) if e["shot"] == 1 and e["event"].startswith("run_")}
+    shot_1 = {
+        (e["device"], e["event"]) for e in read_journal(journal) if e["shot"] == 1 and e["event"].startswith("run_")
+    }
     assert ("cam", "run_failed") in shot_1
     assert {("seq", "run_cancelled"), ("rf", "run_cancelled"), ("scope", "run_cancelled")} <= shot_1
 
@@ -106,7 +117,9 @@ async def test_fail_run_shot_hang_waits_until_cancelled(instrument, sequence, ru
             await run_shot(instruments, Shot(0, {"detuning": 0.0}))
 
 
-async def test_fail_run_shot_timeout_is_retryable_and_attempts_are_counted(instrument, sequence, run_shot, entered) -> None:
+async def test_fail_run_shot_timeout_is_retryable_and_attempts_are_counted(
+    instrument, sequence, run_shot, entered
+) -> None:
     faults = {"scope": SimFaults(fail_run_shot=3, run_fault="timeout", fail_run_attempts=2)}
     instruments = entered(lab(instrument, sequence, faults))
     for attempt in (1, 2):
