@@ -213,26 +213,27 @@ class ShotStoreWriter:
             )
         )
         logger.info("%s store %s (%s shots expected)", "resumed" if resume else "created", path, expected_shots)
+        body_error: BaseException | None = None  # re-raised outside the task group, unwrapped
         try:
             writer = cls(path, arrays, _RecordSchema.from_arrays(arrays, expected_shots), max_pending)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(writer._consume)
                 try:
                     yield writer
-                except BaseException as exc:
-                    if not writer._finished:
-                        interrupted = isinstance(exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt))
-                        state = SequenceState.INTERRUPTED if interrupted else SequenceState.FAILED
-                        error = {"type": type(exc).__name__, "message": str(exc) or repr(exc)}
-                        try:
-                            await writer._finish(state, error)
-                        except Exception:
-                            logger.exception("could not finalize store %s after %r", path, exc)
+                except anyio.get_cancelled_exc_class() as exc:
+                    await writer._finish_after(exc, SequenceState.INTERRUPTED)
                     raise
-                if not writer._finished:
-                    await writer.finish(SequenceState.FINISHED)
+                except BaseException as exc:
+                    interrupted = isinstance(exc, KeyboardInterrupt)
+                    await writer._finish_after(exc, SequenceState.INTERRUPTED if interrupted else SequenceState.FAILED)
+                    body_error = exc
+                else:
+                    if not writer._finished:
+                        await writer.finish(SequenceState.FINISHED)
         finally:
             release_writer_lock(fd)
+        if body_error is not None:
+            raise body_error
 
     @property
     def completed(self) -> frozenset[int]:
@@ -326,6 +327,15 @@ class ShotStoreWriter:
             else:
                 self._completed.discard(record.index)
         self._pending -= len(batch)
+
+    async def _finish_after(self, exc: BaseException, state: SequenceState) -> None:
+        """Finish with ``state`` and ``exc``'s text unless finish() was called; never raises."""
+        if self._finished:
+            return
+        try:
+            await self._finish(state, {"type": type(exc).__name__, "message": str(exc) or repr(exc)})
+        except Exception:
+            logger.exception("could not finalize store %s after %r", self.path, exc)
 
     async def _finish(self, state: SequenceState, error: Mapping[str, Any] | None) -> None:
         self._finished = True
