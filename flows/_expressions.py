@@ -223,6 +223,8 @@ def si_magnitude(value: Value) -> float | bool:
 
 def _rewrite(text: str) -> str:
     """Tokenize ``text``, make implicit multiplications and ``%`` explicit."""
+    if "\n" in text or "\r" in text:
+        raise ExpressionError(text, "an expression must be on one line")
     try:
         raw = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError) as exc:
