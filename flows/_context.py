@@ -79,6 +79,11 @@ class SequenceRuntime:
         return self.spec.name
 
     @property
+    def lane_names(self) -> frozenset[str]:
+        """The timeline's lane names (known without a shot)."""
+        return frozenset(self.spec.timeline.lanes)
+
+    @property
     def _calibrated(self) -> dict[str, Any]:
         if self._calibrated_q is None:
             self._calibrated_q = calibrated_quantities(self.calibrated)

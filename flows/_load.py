@@ -89,7 +89,10 @@ def parse_spec_text(text: str, *, source: str = "<text>") -> dict[str, Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError(f"{source}: {where}invalid YAML: {exc.problem or exc.context}") from exc
+        context = ""
+        if exc.context and exc.context_mark and exc.context_mark is not mark:
+            context = f" ({exc.context} on line {exc.context_mark.line + 1})"
+        raise SpecError(f"{source}: {where}invalid YAML: {exc.problem or exc.context}{context}") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from tasks import (
     RetryPolicy,
     SequenceState,
     ShotCompiler,
-    ShotExecutionError,
     ShotRunner,
     ShotStoreWriter,
     open_devices,
@@ -38,7 +36,8 @@ from ._iteration import count_shots, iter_shots, parameter_units
 from ._lifecycle import Lifecycle, Phase
 from ._progress import ProgressReporter
 from ._shot_pipeline import ShotPipeline
-from ._spec import SequenceSpec, resolve_store_path
+from ._spec import SequenceSpec
+from ._store_path import resolve_store_path
 
 __all__ = ["SequenceResult", "run_sequence"]
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import anyio
-from anyio.abc import CancelScope
+from anyio import CancelScope
 
 from devices import Shot, ShotCompilationError
 from tasks import (

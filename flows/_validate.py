@@ -91,8 +91,8 @@ class _Walker:
         for name in sorted(compiled.names):
             if name in env:
                 continue
-            if name in CONSTANTS or is_unit(name):
-                continue
+            if name not in self.result.all_defined and (name in CONSTANTS or is_unit(name)):
+                continue  # a unit; a variable of the same name (defined elsewhere) would win
             unknown = True
             if name in self.result.all_defined:
                 self.problem(path, f"expression {text!r}: variable {name!r} is not defined at this point")
