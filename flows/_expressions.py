@@ -2,7 +2,8 @@
 
 An expression such as ``"2 * detuning + 5 MHz"`` is tokenized, implicit
 multiplications (``5 MHz``, ``(a + b) kHz``) and percent signs (``10 %``) are
-made explicit, and the text is parsed with :func:`ast.parse`. The tree is then
+made explicit (a number with its unit is one value: ``x / 2 MHz`` is
+``x / (2 MHz)``), and the text is parsed with :func:`ast.parse`. The tree is then
 checked against a whitelist (numbers, names, arithmetic, comparisons, boolean
 operators, conditional expressions, calls of whitelisted math functions and
 ``calibrated.NAME``) and evaluated by a small interpreter: user text is never
@@ -243,12 +244,40 @@ def _rewrite(text: str) -> str:
         tokens.append((kind, string))
     out: list[str] = []
     previous: tuple[int, str] | None = None
-    for kind, string in tokens:
+    i = 0
+    while i < len(tokens):
+        kind, string = tokens[i]
         if previous is not None and _ends_value(previous) and _starts_value(kind, string, previous):
             out.append("*")
+        quantity = _quantity_length(tokens, i)
+        if quantity:  # "2 MHz", "3 m**2": one value, so that "x / 2 MHz" is x / (2 MHz)
+            out.append("(" + " ".join(t for _, t in _with_star(tokens[i : i + quantity])) + ")")
+            previous = (tokenize.OP, ")")
+            i += quantity
+            continue
         out.append(string)
         previous = (kind, string)
+        i += 1
     return " ".join(out)
+
+
+def _quantity_length(tokens: list[tuple[int, str]], i: int) -> int:
+    """Length of a ``NUMBER UNIT [** [-]NUMBER]`` group at ``i`` (0 if none)."""
+    if tokens[i][0] != tokenize.NUMBER or i + 1 >= len(tokens) or not _is_identifier(*tokens[i + 1]):
+        return 0
+    if i + 2 < len(tokens) and tokens[i + 2][1] == "(":
+        return 0  # "2 sqrt(x)": a call, not a unit
+    n = 2
+    if i + 3 < len(tokens) and tokens[i + 2][1] == "**":
+        if tokens[i + 3][0] == tokenize.NUMBER:
+            n = 4
+        elif tokens[i + 3][1] == "-" and i + 4 < len(tokens) and tokens[i + 4][0] == tokenize.NUMBER:
+            n = 5
+    return n
+
+
+def _with_star(group: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    return [group[0], (tokenize.OP, "*"), *group[1:]]
 
 
 def _is_identifier(kind: int, string: str) -> bool:
