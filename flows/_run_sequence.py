@@ -26,6 +26,7 @@ from tasks import (
     ShotCompiler,
     ShotRunner,
     ShotStoreWriter,
+    first_error,
     open_devices,
 )
 
@@ -224,7 +225,7 @@ async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: boo
                         failure = outcome.compile_error
                     watchers.cancel_scope.cancel()
         except BaseException as error:  # classified below, then re-raised if not ours
-            failure = error
+            failure = first_error(error)
         finally:
             state, error_record = _final_state(failure, interrupt)
             lifecycle.move(

@@ -13,6 +13,7 @@ from ._errors import (
     StoreShapeError,
     StoreSpecMismatchError,
 )
+from ._groups import first_error
 from ._execute_shots import ExecutionTurn, ShotGate, execute_shots
 from ._records import SequenceState, ShotRecord, ShotStatus
 from ._store_reader import open_sequence, read_store_spec, store_state
@@ -33,6 +34,7 @@ __all__ = [
     "compile_shots",
     "execute_shots",
     "open_devices",
+    "first_error",
     # records
     "SequenceState",
     "ShotRecord",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from functools import partial
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from devices import DeviceCompiler, Shot
 
 from ._compile_worker import compile_devices, compile_in_process, init_process, warm_up
 from ._compiled import CompiledShot
+from ._groups import first_error
 
 __all__ = ["ShotCompiler", "compile_shots"]
 
@@ -74,7 +76,8 @@ class ShotCompiler:
             logger.debug("compile pool: %d worker processes for %s", workers, ", ".join(heavy))
             yield cls(compilers, pool, workers)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(partial(pool.shutdown, wait=True, cancel_futures=True))
 
     async def warm_up(self) -> None:
         """Start every worker process now, so the first shots do not pay for it."""
@@ -93,13 +96,19 @@ class ShotCompiler:
             future = self._pool.submit(compile_in_process, self._in_process, shot)
             instructions.update(await _wait_future(future))
 
-        async with anyio.create_task_group() as tg:
-            if self._in_process:
-                tg.start_soon(in_process)
-            if self._in_thread:
-                instructions.update(
-                    await anyio.to_thread.run_sync(compile_devices, self._compilers, self._in_thread, shot)
-                )
+        try:
+            async with anyio.create_task_group() as tg:
+                if self._in_process:
+                    tg.start_soon(in_process)
+                if self._in_thread:
+                    instructions.update(
+                        await anyio.to_thread.run_sync(compile_devices, self._compilers, self._in_thread, shot)
+                    )
+        except BaseExceptionGroup as group:
+            error = first_error(group)
+            if isinstance(error, Exception):
+                raise error from None
+            raise
         ordered = {name: instructions[name] for name in self._compilers}
         return CompiledShot(shot, ordered)
 

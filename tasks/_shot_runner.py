@@ -13,6 +13,7 @@ from devices import Device, DeviceController, DeviceError, DeviceTimeoutError, S
 
 from ._compiled import CompiledShot
 from ._errors import ShotExecutionError
+from ._groups import first_error
 from ._loop_watch import watch_steps
 from ._records import ShotRecord, ShotStatus
 from ._retry import RetryPolicy
@@ -20,16 +21,6 @@ from ._retry import RetryPolicy
 __all__ = ["ShotRunner"]
 
 logger = logging.getLogger(__name__)
-
-
-def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The exception that started the failure (the others are the cancellations it caused)."""
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            return _first_error(exc)
-        if not isinstance(exc, anyio.get_cancelled_exc_class()):
-            return exc
-    return group.exceptions[0]
 
 
 class ShotRunner:
@@ -112,6 +103,7 @@ class ShotRunner:
                 raise
             except Exception as exc:
                 raise DeviceError(name, f"shot {compiled.index}: {type(exc).__name__}: {exc}") from exc
+            exchange.mark_finished(name)
             running.discard(name)
 
         try:
@@ -127,7 +119,7 @@ class ShotRunner:
                 f"(still running: {', '.join(stuck)})",
             ) from exc
         except BaseExceptionGroup as group:
-            first = _first_error(group)
+            first = first_error(group)
             if isinstance(first, Exception):
                 raise first from None
             raise

@@ -35,8 +35,15 @@ def _children() -> set[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me and fields[0] != "Z":
-            found.add(int(entry.name))
+        if int(fields[1]) != me or fields[0] == "Z":
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing.resource_tracker" in cmdline:  # one per process, lives as long as it
+            continue
+        found.add(int(entry.name))
     return found
 
 
