@@ -221,3 +221,17 @@ def test_fuzz_structured_expressions(text: str) -> None:
     except ExpressionError:
         return
     _result_is_sane(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1 / 2 MHz", 5e-7),  # a number with its unit is one value
+        ("4 MHz / 2 MHz", 2.0),
+        ("5 MHz**2 / 1 MHz", 5e6),
+        ("3 m**-1 * 1 m", 3.0),
+        ("2 sqrt(4)", 4.0),
+    ],
+)
+def test_number_with_unit_binds_tightly(text: str, expected: float) -> None:
+    assert si(text) == pytest.approx(expected)
