@@ -95,5 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m flows._cli`: use the package's module, where commands register
+    from flows._cli import main as package_main
+
+    sys.exit(package_main())
