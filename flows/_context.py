@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,6 +18,11 @@ from ._spec import AnalogLaneSpec, CameraLaneSpec, DigitalLaneSpec, RampValue, S
 __all__ = ["SequenceRuntime"]
 
 logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=256)
+def _parse_unit(unit: str) -> Any:
+    return ureg.parse_units(unit)
 
 
 class _ShotNamespace(Mapping[str, Any]):
@@ -64,6 +70,8 @@ class SequenceRuntime:
         self._units: dict[str, Any] | None = None
         self._calibrated_q: dict[str, Any] | None = None
         self._timeline_cache: tuple[int, Mapping[str, Any], ShotTimeline] | None = None
+        self._constants: dict[str, Any] = {}
+        self._constant_si: dict[tuple[str, str | None], Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"spec": self.spec, "calibrated": self.calibrated}
@@ -118,8 +126,16 @@ class SequenceRuntime:
         return _ShotNamespace(self._global_quantities, shot.parameters, self._pint_units)
 
     def quantity(self, expression: str, shot: Shot | None = None) -> Any:
-        """Evaluate ``expression`` for ``shot`` to a pint Quantity or bool; raises :class:`ExpressionError`."""
-        return compile_expression(expression).evaluate(self._namespace(shot), self._calibrated)
+        """Evaluate ``expression`` for ``shot`` to a pint Quantity or bool; raises :class:`ExpressionError`.
+
+        Expressions that read no iteration variable are evaluated once and remembered.
+        """
+        compiled = compile_expression(expression)
+        if shot is None or compiled.names.isdisjoint(self._pint_units):
+            if expression not in self._constants:
+                self._constants[expression] = compiled.evaluate(self._global_quantities, self._calibrated)
+            return self._constants[expression]
+        return compiled.evaluate(self._namespace(shot), self._calibrated)
 
     def evaluate(self, expression: str, shot: Shot | None = None, unit: str | None = None) -> Any:
         """Evaluate ``expression`` with globals and the shot's parameters.
@@ -128,7 +144,17 @@ class SequenceRuntime:
         have that dimension and is returned in it. Raises :class:`ExpressionError`
         (a ``ValueError``) naming the expression.
         """
-        value = self.quantity(expression, shot)
+        compiled = compile_expression(expression)
+        constant = shot is None or compiled.names.isdisjoint(self._pint_units)
+        if constant and (expression, unit) in self._constant_si:
+            return self._constant_si[expression, unit]
+        result = self._to_unit(expression, self.quantity(expression, shot), unit)
+        if constant:
+            self._constant_si[expression, unit] = result
+        return result
+
+    @staticmethod
+    def _to_unit(expression: str, value: Any, unit: str | None) -> Any:
         if unit is None:
             return si_magnitude(value)
         if isinstance(value, bool):
@@ -164,10 +190,13 @@ class SequenceRuntime:
         return result
 
     def _analog(self, name: str, lane: AnalogLaneSpec, shot: Shot) -> AnalogLane:
-        unit = ureg.parse_units(lane.unit) if lane.unit else None
+        unit = _parse_unit(lane.unit) if lane.unit else None
         si_unit = f"{Quantity(1.0, unit).to_base_units().units:~}" if unit is not None else ""
 
         def value(path: str, text: str) -> float:
+            key = (text, f"analog:{lane.unit}")
+            if key in self._constant_si:
+                return self._constant_si[key]
             try:
                 q = self.quantity(text, shot)
             except ExpressionError as exc:
@@ -176,7 +205,10 @@ class SequenceRuntime:
                 raise ExpressionError(text, "an analog value must be a number", path)
             if unit is not None and q.dimensionless:
                 q = q.to("dimensionless").magnitude * unit
-            return float(si_magnitude(q))
+            result = float(si_magnitude(q))
+            if compile_expression(text).names.isdisjoint(self._pint_units):
+                self._constant_si[key] = result
+            return result
 
         values: list[float | Ramp] = []
         for j, v in enumerate(lane.values):

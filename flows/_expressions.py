@@ -216,9 +216,7 @@ def si_magnitude(value: Value) -> float | bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, pint.Quantity):
-        if value.dimensionless:
-            return float(value.to("dimensionless").magnitude)
-        return float(value.to_base_units().magnitude)
+        return float(value.to_base_units().magnitude)  # percent -> 0.01, MHz -> 1e6
     return float(value)
 
 

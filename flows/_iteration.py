@@ -114,16 +114,37 @@ class _Linear(Sequence[float]):
         return self.start + i * self.step
 
 
-def _to_namespace(value: Any, unit: Any) -> Any:
-    if isinstance(value, bool) or unit is None:
-        return value
-    return Quantity(value, unit)
+class _LazyNamespace(dict[str, Any]):
+    """Variables by name; loop values are stored as (SI magnitude, unit) and become Quantities when read."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self.raw: dict[str, tuple[float, Any]] = {}
+
+    def set_raw(self, name: str, value: Any, unit: Any) -> None:
+        if isinstance(value, bool) or unit is None:
+            self[name] = value
+            self.raw.pop(name, None)
+        else:
+            self.raw[name] = (value, unit)
+            self.pop(name, None)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.raw.pop(name, None)
+        super().__setitem__(name, value)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.raw or super().__contains__(name)
+
+    def __missing__(self, name: str) -> Any:
+        value, unit = self.raw[name]  # KeyError when truly missing
+        return Quantity(value, unit)
 
 
 class _Walk:
     def __init__(self, spec: SequenceSpec, calibrated: Mapping[str, Any] | None) -> None:
         self.calibrated = calibrated
-        self.namespace = evaluate_globals(spec, calibrated)
+        self.namespace = _LazyNamespace(evaluate_globals(spec, calibrated))
         self.parameters: dict[str, float | bool] = {}
         self.index = 0
 
@@ -150,7 +171,7 @@ class _Walk:
                     (key,) = type(step).model_fields
                     for j in order:
                         value = values[j]
-                        self.namespace[loop.variable] = _to_namespace(value, unit)
+                        self.namespace.set_raw(loop.variable, value, unit)
                         self.parameters[loop.variable] = value
                         yield from self.steps(loop.steps, f"{here}.{key}.steps")
 
