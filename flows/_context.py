@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 import pint
+
 from devices import AnalogLane, CameraLane, DigitalLane, Lane, Ramp, Shot, ShotTimeline
 
 from ._errors import ExpressionError

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pint
+
 from devices import Shot
 
 from ._errors import ExpressionError
@@ -72,15 +73,20 @@ def _loop_values(step: Step, path: str, namespace: Mapping[str, Any], calibrated
         case ArangeStep(arange=loop):
             p = f"{path}.arange"
             start = _evaluate(loop.start, f"{p}.start", namespace, calibrated)
-            stop = _same_dimension(_evaluate(loop.stop, f"{p}.stop", namespace, calibrated), start, f"{p}.stop", loop.stop)
-            step_q = _same_dimension(_evaluate(loop.step, f"{p}.step", namespace, calibrated), start, f"{p}.step", loop.step)
+            stop = _same_dimension(
+                _evaluate(loop.stop, f"{p}.stop", namespace, calibrated), start, f"{p}.stop", loop.stop
+            )
+            step_q = _same_dimension(
+                _evaluate(loop.step, f"{p}.step", namespace, calibrated), start, f"{p}.step", loop.step
+            )
             (a, unit), (b, _), (d, _) = _base(start), _base(stop), _base(step_q)
             if d == 0:
                 raise ExpressionError(loop.step, "step must not be zero", f"{p}.step")
             return _Linear(a, d, max(0, math.ceil((b - a) / d))), unit
         case ValuesStep(values=loop):
             values = [
-                _evaluate(text, f"{path}.values.values[{i}]", namespace, calibrated) for i, text in enumerate(loop.values)
+                _evaluate(text, f"{path}.values.values[{i}]", namespace, calibrated)
+                for i, text in enumerate(loop.values)
             ]
             unit = None if isinstance(values[0], bool) else _base(values[0])[1]
             return [si_magnitude(v) for v in values], unit

@@ -16,8 +16,9 @@ from types import UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 import pint
-from devices import ExpressionSpec
 from pydantic import BaseModel
+
+from devices import ExpressionSpec
 
 from ._errors import ExpressionError
 from ._expressions import CONSTANTS, compile_expression, is_unit, ureg
@@ -168,7 +169,9 @@ class _Walker:
                     has_shot |= self.loop(p, loop, bounds[0][1], env, loops)
                 case ValuesStep(values=loop):
                     p = f"{here}.values"
-                    values = [(f"values[{j}]", self.check(f"{p}.values[{j}]", v, env)) for j, v in enumerate(loop.values)]
+                    values = [
+                        (f"values[{j}]", self.check(f"{p}.values[{j}]", v, env)) for j, v in enumerate(loop.values)
+                    ]
                     self.same_dimension(p, values)
                     has_shot |= self.loop(p, loop, values[0][1], env, loops)
                 case RepeatStep(repeat=r):
@@ -270,7 +273,9 @@ def _expression_fields(model: BaseModel, path: str) -> Iterator[tuple[str, str, 
         elif isinstance(value, BaseModel):
             yield from _expression_fields(value, here)
         elif isinstance(value, (list, tuple, dict)):
-            container = next((a for a in (info.annotation, *get_args(info.annotation)) if get_origin(a) in (list, tuple, dict)), None)
+            container = next(
+                (a for a in (info.annotation, *get_args(info.annotation)) if get_origin(a) in (list, tuple, dict)), None
+            )
             inner = [s for arg in get_args(container) for s in _expression_specs(arg)] if container else []
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
