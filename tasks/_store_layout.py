@@ -15,6 +15,7 @@ Every function here blocks; the writer calls them from a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import logging
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.core.sync import sync as zarr_sync  # what zarr's own sync API runs coroutines with
 
 from ._errors import StoreBusyError, StoreError
 from ._records import SequenceState, ShotRecord, ShotStatus
@@ -257,39 +259,43 @@ class StoreArrays:
         if not records:
             return
         self._grow_to(max(r.index for r in records) + 1)
+        writes: list[_Write] = []
         for record in records:
-            self._write_data(record)
+            writes.extend(self._data_writes(record))
+        _write_concurrently(writes)  # each phase completes before the next starts
         chunks = sorted({r.index // SERIES_CHUNK for r in records})
-        for name in self.series:
-            if name != STATUS:
-                self._write_series_chunks(name, chunks)
+        _write_concurrently([w for name in self.series if name != STATUS for w in self._series_writes(name, chunks)])
         for record in records:
             self.series[STATUS][record.index] = int(record.status)
-        self._write_series_chunks(STATUS, chunks)
+        _write_concurrently(self._series_writes(STATUS, chunks))
         if time.monotonic() - self._last_attrs >= ATTRS_INTERVAL_S:
             self.update_attrs({})
 
-    def _write_data(self, record: ShotRecord) -> None:
-        i = record.index
+    def _data_writes(self, record: ShotRecord) -> list[_Write]:
+        """Fill the mirrors with ``record``; return the per-shot chunk writes of its arrays."""
+        i, writes = record.index, []
         if record.status != ShotStatus.FAILED:
             for label, value in record.data.items():
                 value = np.asarray(value)
                 if value.ndim == 0:
                     self._ensure_series(label, value.dtype, {})[i] = value
                 else:
-                    self._ensure_data(label, value)[i] = value
+                    writes.append((self._ensure_data(label, value), i, value))
         for name, value in record.parameters.items():
             kind = np.dtype(bool) if isinstance(value, (bool, np.bool_)) else np.dtype("float64")
             self._ensure_parameter(name, kind)[i] = value
         self.series[START_TIME][i] = record.start_time
         self.series[END_TIME][i] = record.end_time
         self.series[ATTEMPTS][i] = record.attempts
+        return writes
 
-    def _write_series_chunks(self, name: str, chunks: Iterable[int]) -> None:
-        array, mirror = self.arrays[name], self.series[name]
+    def _series_writes(self, name: str, chunks: Iterable[int]) -> list[_Write]:
+        """Whole-chunk writes of mirror ``name`` (no read-modify-write)."""
+        array, mirror, writes = self.arrays[name], self.series[name], []
         for chunk in chunks:
             start, stop = chunk * SERIES_CHUNK, min((chunk + 1) * SERIES_CHUNK, self.capacity)
-            array[start:stop] = mirror[start:stop]
+            writes.append((array, slice(start, stop), mirror[start:stop].copy()))
+        return writes
 
     def _ensure_data(self, label: str, value: np.ndarray) -> np.ndarray | zarr.Array:
         array = self.arrays.get(label)
@@ -328,13 +334,12 @@ class StoreArrays:
             return
         new = needed if exact else _round_up(needed, GROW_BLOCK)
         old = min(a.shape[0] for a in self.arrays.values())
-        for name, array in self.arrays.items():
-            array.resize((new, *array.shape[1:]))
-            if name in self.series:
-                mirror = np.full(new, _fill_value(array.dtype), array.dtype)
-                keep = min(len(self.series[name]), new)
-                mirror[:keep] = self.series[name][:keep]
-                self.series[name] = mirror
+        _resize_all(self.arrays.values(), new)
+        for name, mirror in self.series.items():
+            grown = np.full(new, _fill_value(mirror.dtype), mirror.dtype)
+            keep = min(len(mirror), new)
+            grown[:keep] = mirror[:keep]
+            self.series[name] = grown
         self.arrays[SHOT][old:new] = np.arange(old, new)
         self.capacity = new
         logger.debug("store %s grown to %d shots", self.path, new)
@@ -343,10 +348,8 @@ class StoreArrays:
         written = np.flatnonzero(self.series[STATUS] != ShotStatus.PENDING)
         size = int(written[-1]) + 1 if written.size else 0
         if size < self.capacity:
-            for name, array in self.arrays.items():
-                array.resize((size, *array.shape[1:]))
-                if name in self.series:
-                    self.series[name] = self.series[name][:size]
+            _resize_all(self.arrays.values(), size)
+            self.series = {name: mirror[:size] for name, mirror in self.series.items()}
             self.capacity = size
 
     # attributes and the end
@@ -369,6 +372,31 @@ class StoreArrays:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "consolidated metadata is not part of the v3 spec"
             zarr.consolidate_metadata(str(self.path), zarr_format=3)
+
+
+_Write = tuple[zarr.Array, int | slice, np.ndarray]
+
+
+def _write_concurrently(writes: Sequence[_Write]) -> None:
+    """Run zarr writes concurrently on zarr's event loop; return when all are durable."""
+
+    async def run() -> None:
+        await asyncio.gather(*(array.async_array.setitem(key, value) for array, key, value in writes))
+
+    if writes:
+        zarr_sync(run())
+
+
+def _resize_all(arrays: Iterable[zarr.Array], length: int) -> None:
+    """Give every array ``length`` shots, all metadata writes at once (shortest mixed-length
+    window for a kill). Chunks outside are kept: they only ever hold pending shots."""
+
+    async def run() -> None:
+        await asyncio.gather(
+            *(a.async_array.resize((length, *a.shape[1:]), delete_outside_chunks=False) for a in arrays)
+        )
+
+    zarr_sync(run())
 
 
 def _create_series(

@@ -2,25 +2,62 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from ._errors import StoreError
 from ._records import SequenceState, ShotStatus
+from zarr.abc.store import ByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import LocalStore, WrapperStore
+
+from ._store_layout import SHOT as SHOT_DIM
 from ._store_layout import read_root_attrs, writer_lock_is_free
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["open_sequence", "read_store_spec", "store_state"]
 
 OPEN_RETRIES = 4
 """A live store can be caught mid-resize (arrays of different lengths); retry that many times."""
 RETRY_DELAY_S = 0.05
+
+
+class _CommonLengthStore(WrapperStore[LocalStore]):
+    """Read-only view of a store whose arrays have different shot lengths (its writer was killed
+    while resizing them): every array is presented with the longest length. Shots beyond an
+    array's own length read as pending (status) or fill values."""
+
+    def __init__(self, store: LocalStore, length: int) -> None:
+        super().__init__(store)
+        self._length = length
+
+    @classmethod
+    def over(cls, path: Path) -> _CommonLengthStore:
+        lengths = [
+            json.loads(meta.read_text())["shape"][0]
+            for meta in path.glob("*/zarr.json")
+            if json.loads(meta.read_text()).get("dimension_names", [None])[0] == SHOT_DIM
+        ]
+        return cls(LocalStore(path, read_only=True), max(lengths))
+
+    async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
+        buffer = await super().get(key, prototype, byte_range)
+        if buffer is None or byte_range is not None or not key.endswith("/zarr.json"):
+            return buffer
+        meta = json.loads(buffer.to_bytes())
+        if meta.get("dimension_names", [None])[0] == SHOT_DIM:
+            meta["shape"][0] = self._length
+            return prototype.buffer.from_bytes(json.dumps(meta).encode())
+        return buffer
 
 
 def read_store_spec(path: str | Path) -> str:
@@ -70,6 +107,8 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
     after a crash. With ``completed_only`` (default) only shots whose status is completed are
     returned. Raises StoreError if ``path`` is not a readable store.
     """
+    import xarray as xr  # imported here: writer processes need not pay for it
+
     path = Path(path)
     attrs = read_root_attrs(path)
     consolidated = attrs.get("state") != SequenceState.RUNNING
@@ -84,11 +123,12 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
             if consolidated:
                 consolidated = False  # resumed since it was consolidated: read live metadata
                 continue
-            if "conflicting sizes" not in str(exc) or attempt == OPEN_RETRIES - 1:
+            if "conflicting sizes" not in str(exc):
                 raise StoreError(f"cannot open store {path}: {exc}") from exc
+            if attempt == OPEN_RETRIES - 1:  # a writer killed while resizing: read a common length
+                ds = xr.open_zarr(_CommonLengthStore.over(path), consolidated=False, zarr_format=3)
+                break
             time.sleep(RETRY_DELAY_S)
-    else:
-        raise StoreError(f"cannot open store {path}: its arrays keep changing length")
     if completed_only:
         completed = np.flatnonzero(ds["status"].values == ShotStatus.COMPLETED)
         ds = ds.isel(shot=completed)

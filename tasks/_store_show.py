@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from ._errors import StoreError
 from ._records import SequenceState, ShotStatus
 from ._store_layout import RESERVED_NAMES
 from ._store_reader import open_sequence, store_state
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["describe_store", "plot_store"]
 

@@ -1,12 +1,17 @@
-"""Helpers shared by the results-store tests (imported as ``store_helpers``): deterministic shot records and a writer child process."""
+"""Helpers shared by the results-store tests (imported as ``store_helpers``).
+
+Deterministic shot records, and a writer that runs in a child process.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import anyio
 import numpy as np
 
 from tasks import SequenceState, ShotRecord, ShotStoreWriter
@@ -16,38 +21,58 @@ UNITS = {"x": "m", "power": "W"}
 IMAGE_SHAPE = (16, 24)
 TRACE_LENGTH = 50
 
-# A child process writing deterministic shots (same payload() as below); killed by the tests.
-CHILD_WRITER = """
-import sys, time
-import anyio, numpy as np
-from tasks import SequenceState, ShotRecord, ShotStoreWriter
-
-path, shots, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
-expected = None if sys.argv[4] == "unknown" else shots
-delay = float(sys.argv[5])
-
-def payload(i):
-    rng = np.random.default_rng(i)
-    return {
-        "camera.image": rng.integers(0, 65535, (16, 24), dtype=np.uint16),
-        "scope.trace": rng.standard_normal(50).astype(np.float32),
-        "scope.peak": float(i) * 0.5,
-    }
-
-async def main():
-    async with ShotStoreWriter.open(path, spec_json=sys.argv[6], expected_shots=expected,
-                                    parameter_units={"x": "m", "power": "W"}, resume=resume) as w:
-        print("ready", flush=True)
-        for i in range(shots):
-            if i in w.completed:
-                continue
-            await w.write(ShotRecord(i, {"x": i * 1e-3, "power": 0.5}, payload(i), 1.7e9 + i, 1.7e9 + i + 0.01))
-            if delay:
-                await anyio.sleep(delay)
-        await w.finish(SequenceState.FINISHED)
-
-anyio.run(main)
+# Runs :func:`child_writer` in a fresh interpreter: argv = path shots new|resume known|unknown delay spec
+CHILD_WRITER = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from store_helpers import child_writer
+path, shots, mode, count, delay, spec = sys.argv[1:]
+child_writer(path, int(shots), mode == "resume", count == "known", float(delay), spec)
 """
+
+# Imports the store once, then forks one writer per request line ``fork <json args>``; answers
+# ``reap <pid>`` with ``reaped <pid>`` once that child is gone. Children print ``ready <pid>``.
+ZYGOTE = f"""
+import json, os, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from store_helpers import child_writer
+for line in sys.stdin:
+    command, _, argument = line.strip().partition(" ")
+    if command == "fork":
+        if os.fork() == 0:
+            code = 1
+            try:
+                child_writer(*json.loads(argument), ready="pid")
+                code = 0
+            finally:
+                os._exit(code)
+    elif command == "reap":
+        os.waitpid(int(argument), 0)
+        print("reaped", argument, flush=True)
+"""
+
+
+def child_writer(
+    path: str, shots: int, resume: bool, known: bool, delay: float, spec_json: str, ready: str = ""
+) -> None:
+    """Write shots 0..shots-1 (skipping completed ones) with :func:`payload` data, then finish.
+
+    Signals readiness (store open) by printing ``ready`` (``ready <pid>`` if ``ready="pid"``).
+    """
+
+    async def main() -> None:
+        async with ShotStoreWriter.open(
+            path, spec_json=spec_json, expected_shots=shots if known else None, parameter_units=UNITS, resume=resume
+        ) as writer:
+            print("ready", os.getpid(), flush=True) if ready == "pid" else print("ready", flush=True)
+            for i in range(shots):
+                if i not in writer.completed:
+                    await writer.write(record(i))
+                    if delay:
+                        await anyio.sleep(delay)
+            await writer.finish(SequenceState.FINISHED)
+
+    anyio.run(main)
 
 
 def payload(i: int) -> dict[str, object]:
@@ -101,3 +126,15 @@ def assert_shot_exact(ds: object, i: int) -> None:
 def child_argv() -> list[str]:
     """argv prefix running :data:`CHILD_WRITER` with this interpreter."""
     return [sys.executable, "-c", CHILD_WRITER]
+
+
+def assert_shots_exact(ds: object, indices: Iterable[int]) -> None:
+    """Assert every shot in ``indices`` of ``ds`` is bit-exact (loads each variable once)."""
+    shots = list(ds["shot"].values)  # type: ignore[index]
+    loaded = {label: ds[label].values for label in payload(0)}  # type: ignore[index]
+    x = ds["x"].values  # type: ignore[index]
+    for i in indices:
+        row = shots.index(i)
+        for label, value in payload(i).items():
+            np.testing.assert_array_equal(loaded[label][row], value, err_msg=f"shot {i} {label}")
+        assert x[row] == i * 1e-3
