@@ -130,6 +130,9 @@ def child_argv() -> list[str]:
 
 def assert_shots_exact(ds: object, indices: Iterable[int]) -> None:
     """Assert every shot in ``indices`` of ``ds`` is bit-exact (loads each variable once)."""
+    indices = list(indices)
+    if not indices:
+        return
     shots = list(ds["shot"].values)  # type: ignore[index]
     loaded = {label: ds[label].values for label in payload(0)}  # type: ignore[index]
     x = ds["x"].values  # type: ignore[index]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -178,29 +177,3 @@ async def test_live_reader_in_another_process_sees_completed_shots(tmp_path: Pat
             count, state, x = result.stdout.decode().split()
             assert (int(count), state, float(x)) == (batch.stop, "running", (batch.stop - 1) * 1e-3)
         await writer.finish(SequenceState.FINISHED)
-
-
-def test_show_of_running_store_from_sync_code(tmp_path: Path) -> None:
-    """open_sequence while a writer is open (here in a subprocess, mid-scan)."""
-    path = tmp_path / "scan.zarr"
-    from store_helpers import child_argv
-
-    child = subprocess.Popen(
-        [*child_argv(), str(path), "100000", "new", "unknown", "0.01", SPEC_JSON],
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
-        ds = None
-        for _ in range(200):
-            ds = open_sequence(path)
-            if ds.sizes["shot"] >= 3:
-                break
-            anyio.run(anyio.sleep, 0.05)
-        assert ds is not None and ds.sizes["shot"] >= 3
-        assert store_state(path)["state"] == "running"
-        assert np.all(ds["status"].values == 1)
-    finally:
-        child.kill()
-        child.wait()
-    assert store_state(path)["state"] == "crashed"
