@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devices import ShotflowError
 
-__all__ = ["ExpressionError", "SequenceFailedError", "SpecError"]
+__all__ = ["DeviceBusyError", "ExpressionError", "SequenceFailedError", "SpecError"]
 
 
 class SpecError(ShotflowError, ValueError):
@@ -47,3 +47,18 @@ class SequenceFailedError(ShotflowError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (str(self), self.result))
+
+
+class DeviceBusyError(ShotflowError):
+    """A device this sequence needs is held by another run (``execution.device_lock``).
+
+    ``devices`` names the busy devices; the message says which run holds each
+    one when that is known.
+    """
+
+    def __init__(self, message: str, devices: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.devices = devices
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.devices))

@@ -1,0 +1,103 @@
+"""Hardware locks: two runs that share a device never overlap (embedded Prefect server, simulated lab)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import get_client
+
+from flows import SequenceSpec, device_limit_name, run_sequence
+from tasks import store_state
+
+from _lab import events, lab_spec, read_journal
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def _span(journal: Path) -> tuple[float, float]:
+    """Time the run's first device entered and its last device exited."""
+    entries = read_journal(journal)
+    enters, exits = events(entries, "enter"), events(entries, "exit")
+    assert enters and len(exits) == len(enters), f"devices not entered and exited: {entries}"
+    return min(e["time"] for e in enters), max(e["time"] for e in exits)
+
+
+async def _run(spec: SequenceSpec, store: Path, **kwargs: Any) -> Any:
+    return await run_sequence(spec, store=str(store), return_state=True, **kwargs)
+
+
+async def _wait_for_enter(journal: Path) -> None:
+    for _ in range(600):
+        if events(read_journal(journal), "enter"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the first run never entered its devices")
+
+
+async def _slots(device: str) -> int:
+    async with get_client() as client:
+        return (await client.read_global_concurrency_limit_by_name(device_limit_name(device))).active_slots
+
+
+def test_two_runs_sharing_devices_never_overlap(tmp_path: Path) -> None:
+    first_journal, second_journal = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first = lab_spec(shots=4, pulse="100 ms", journal=first_journal)
+    second = lab_spec(shots=4, pulse="100 ms", journal=second_journal)
+
+    async def both() -> list[Any]:
+        return await asyncio.gather(_run(first, tmp_path / "a.zarr"), _run(second, tmp_path / "b.zarr"))
+
+    states = asyncio.run(both())
+    assert all(s.is_completed() for s in states), [s.message for s in states]
+    a, b = sorted([_span(first_journal), _span(second_journal)])
+    assert a[1] <= b[0], f"the runs overlapped: first {a}, second {b}"
+    assert asyncio.run(_slots("camera")) == 0, "the device lock was not released"
+
+
+def test_fail_fast_names_the_busy_device_and_its_run(tmp_path: Path) -> None:
+    first_journal, second_journal = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first = lab_spec(shots=10, pulse="100 ms", journal=first_journal)
+    second = lab_spec(shots=2, journal=second_journal, execution={"device_lock": "fail"}, devices=("camera", "sequencer"))
+
+    async def overlapping() -> tuple[Any, Any]:
+        holder = asyncio.create_task(_run(first, tmp_path / "a.zarr"))
+        await _wait_for_enter(first_journal)
+        refused = await _run(second, tmp_path / "b.zarr")
+        return await holder, refused
+
+    held, refused = asyncio.run(overlapping())
+    assert held.is_completed(), held.message
+    assert refused.is_failed()
+    error = store_state(tmp_path / "b.zarr")["error"]
+    assert error["type"] == "DeviceBusyError"
+    assert "device 'camera' is busy" in error["message"] and "device 'sequencer' is busy" in error["message"]
+    assert "held by flow run" in error["message"], error["message"]
+    assert not read_journal(second_journal), "the refused run touched a device"
+
+
+def test_wait_timeout_fails_with_the_busy_device(tmp_path: Path) -> None:
+    first_journal = tmp_path / "a.jsonl"
+    first = lab_spec(shots=12, pulse="100 ms", journal=first_journal)
+    second = lab_spec(shots=2, execution={"device_lock": "wait", "device_lock_timeout": 0.5}, devices=("rf",))
+
+    async def overlapping() -> tuple[Any, Any]:
+        holder = asyncio.create_task(_run(first, tmp_path / "a.zarr"))
+        await _wait_for_enter(first_journal)
+        refused = await _run(second, tmp_path / "b.zarr")
+        return await holder, refused
+
+    held, refused = asyncio.run(overlapping())
+    assert held.is_completed() and refused.is_failed()
+    message = store_state(tmp_path / "b.zarr")["error"]["message"]
+    assert "device_lock_timeout" in message and "device 'rf' is busy" in message
+
+
+def test_lock_is_released_when_a_run_fails(tmp_path: Path) -> None:
+    failing = lab_spec(shots=2, faults={"rf": {"fail_on_enter": True}})
+    assert asyncio.run(_run(failing, tmp_path / "a.zarr")).is_failed()
+    after = lab_spec(shots=2, execution={"device_lock": "fail"})
+    state = asyncio.run(_run(after, tmp_path / "b.zarr"))
+    assert state.is_completed(), state.message
