@@ -368,6 +368,12 @@ class Execution(_Model):
     retry: Retry = Field(default_factory=Retry)
     shots_per_task: int = Field(1, ge=1)
     compile_workers: int | None = Field(None, ge=1)
+    device_lock: Literal["wait", "fail"] = Field(
+        "wait", description="When a device is used by another run: wait for it, or fail at once."
+    )
+    device_lock_timeout: float | None = Field(
+        None, gt=0, description="Seconds to wait for busy devices before failing (None: no limit)."
+    )
 
 
 class Storage(_Model):
