@@ -8,7 +8,8 @@ devices and how to run and store the scan. :func:`iter_shots` walks it lazily;
 
 from ._context import SequenceRuntime
 from ._calibrated import load_calibrated, store_calibrated
-from ._errors import ExpressionError, SequenceFailedError, SpecError
+from ._errors import DeviceBusyError, ExpressionError, SequenceFailedError, SpecError
+from ._hardware_lock import device_busy_report, device_limit_name, device_lock
 from ._expressions import CompiledExpression, compile_expression
 from ._iteration import count_shots, evaluate_globals, iter_shots, parameter_units
 from ._load import load_spec
@@ -41,6 +42,10 @@ __all__ = [
     "progress_listener",
     "load_calibrated",
     "store_calibrated",
+    # hardware locks
+    "device_lock",
+    "device_limit_name",
+    "device_busy_report",
     # the spec
     "SequenceSpec",
     "load_spec",
@@ -74,4 +79,5 @@ __all__ = [
     "SpecError",
     "ExpressionError",
     "SequenceFailedError",
+    "DeviceBusyError",
 ]
