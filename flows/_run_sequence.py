@@ -33,6 +33,7 @@ from tasks import (
 from ._calibrated import load_calibrated
 from ._context import SequenceRuntime
 from ._errors import SequenceFailedError
+from ._hardware_lock import device_lock
 from ._iteration import count_shots, iter_shots, parameter_units
 from ._lifecycle import Lifecycle, Phase
 from ._progress import ProgressReporter
@@ -82,12 +83,15 @@ async def _watch_prefect_cancellation(interrupt: _Interrupt) -> None:
     async with get_client() as client:
         while True:
             await anyio.sleep(CANCEL_POLL_INTERVAL)
+            run = None
             try:
-                run = await client.read_flow_run(flow_run_id)
+                # shielded: cancelling an HTTP call half-way corrupts the client's connection pool
+                with anyio.move_on_after(CANCEL_POLL_INTERVAL * 10, shield=True):
+                    run = await client.read_flow_run(flow_run_id)
             except Exception as exc:  # a slow or absent server must not stop the run
                 logger.debug("could not read the flow run state: %s", exc)
                 continue
-            if run.state is not None and (run.state.is_cancelling() or run.state.is_cancelled()):
+            if run is not None and run.state is not None and (run.state.is_cancelling() or run.state.is_cancelled()):
                 interrupt.request("cancelled from Prefect")
                 return
 
@@ -191,6 +195,11 @@ async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: boo
                         )
                         for name, compiler in compilers.items()
                     }
+                    await stack.enter_async_context(  # released after every device has exited
+                        device_lock(
+                            compilers, mode=spec.execution.device_lock, timeout=spec.execution.device_lock_timeout
+                        )
+                    )
                     compiler = await stack.enter_async_context(
                         ShotCompiler.open(compilers, workers=spec.execution.compile_workers)
                     )
