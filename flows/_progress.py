@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 ARTIFACT_INTERVAL = 1.0
 """Seconds between two updates of the Prefect progress artifact (each one is an HTTP call)."""
+HTTP_TIMEOUT = 10.0
+"""Seconds one artifact update may take; it is never cancelled half-way."""
 LISTENER_INTERVAL = 0.1
 """Seconds between two calls of the local listeners."""
 
@@ -91,12 +93,17 @@ class ProgressReporter:
         if self._artifact_failed:
             return
         try:
-            if self._artifact is None:
-                self._artifact = await acreate_progress_artifact(
-                    progress=value, key=self._key, description="Shots completed (%)"
-                )
-            else:
-                await aupdate_progress_artifact(self._artifact, progress=value)
+            # never cancel an HTTP call half-way (it would corrupt the shared client): shield it, bounded
+            with anyio.move_on_after(HTTP_TIMEOUT, shield=True):
+                await self._send(value)
         except Exception as exc:  # the run goes on without the artifact
             logger.warning("could not publish the progress artifact: %s", exc)
             self._artifact_failed = True
+
+    async def _send(self, value: float) -> None:
+        if self._artifact is None:
+            self._artifact = await acreate_progress_artifact(
+                progress=value, key=self._key, description="Shots completed (%)"
+            )
+        else:
+            await aupdate_progress_artifact(self._artifact, progress=value)
