@@ -47,10 +47,16 @@ def record(i: int) -> ShotRecord:
     return ShotRecord(i, {"x": i * 1e-3}, data, 1.7e9 + i, 1.7e9 + i + 0.01)
 
 
-async def write_all(path: str, shots: int, known: bool, resume: bool, announce: bool = False) -> None:
+async def write_all(
+    path: str, shots: int, known: bool, resume: bool, announce: bool = False
+) -> None:
     """Write (or with ``resume`` complete) the scan; with ``announce`` print ``ready`` once open."""
     async with ShotStoreWriter.open(
-        path, spec_json=SPEC_JSON, expected_shots=shots if known else None, parameter_units={"x": "m"}, resume=resume
+        path,
+        spec_json=SPEC_JSON,
+        expected_shots=shots if known else None,
+        parameter_units={"x": "m"},
+        resume=resume,
     ) as writer:
         if announce:
             print("ready", flush=True)
@@ -67,10 +73,16 @@ def check(path: Path, shots: int | None = None) -> int:
         images, traces = ds["camera.image"].values, ds["scope.trace"].values
         for row, i in enumerate(ds["shot"].values):
             expected = record(int(i)).data
-            assert np.array_equal(images[row], expected["camera.image"]), f"shot {i} image differs"
-            assert np.array_equal(traces[row], expected["scope.trace"]), f"shot {i} trace differs"
+            assert np.array_equal(images[row], expected["camera.image"]), (
+                f"shot {i} image differs"
+            )
+            assert np.array_equal(traces[row], expected["scope.trace"]), (
+                f"shot {i} trace differs"
+            )
     if shots is not None:
-        assert ds.sizes["shot"] == shots, f"resume left {shots - ds.sizes['shot']} shots missing"
+        assert ds.sizes["shot"] == shots, (
+            f"resume left {shots - ds.sizes['shot']} shots missing"
+        )
     return int(ds.sizes["shot"])
 
 
@@ -78,7 +90,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trials", type=int, nargs="?", default=50)
     parser.add_argument("--shots", type=int, default=400)
-    parser.add_argument("--window", type=float, default=1.5, help="kill within this many seconds of ready")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=1.5,
+        help="kill within this many seconds of ready",
+    )
     args = parser.parse_args()
     child = CHILD.format(bench_dir=str(Path(__file__).parent))
     rng = random.Random(0)
@@ -88,9 +105,18 @@ def main() -> None:
         for trial in range(args.trials):
             path = Path(tmp) / f"trial{trial}.zarr"
             known = trial % 2 == 0
-            argv = [sys.executable, "-c", child, str(path), str(args.shots), "known" if known else "unknown"]
+            argv = [
+                sys.executable,
+                "-c",
+                child,
+                str(path),
+                str(args.shots),
+                "known" if known else "unknown",
+            ]
             process = subprocess.Popen(argv, stdout=subprocess.PIPE)
-            assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+            assert (
+                process.stdout is not None and process.stdout.readline() == b"ready\n"
+            )
             time.sleep(rng.uniform(0, args.window))
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -100,7 +126,9 @@ def main() -> None:
             salvaged += completed
             anyio.run(write_all, str(path), args.shots, known, True)
             check(path, args.shots)
-            print(f"trial {trial:3d}: {state:8s} {completed:4d}/{args.shots} shots intact, resumed to the end")
+            print(
+                f"trial {trial:3d}: {state:8s} {completed:4d}/{args.shots} shots intact, resumed to the end"
+            )
     print(
         f"{args.trials} trials in {time.perf_counter() - start:.0f} s: {mid_scan} kills mid-scan, "
         f"{salvaged} completed shots all bit-exact, every store resumed to completion"

@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
-from zarr.core.sync import sync as zarr_sync  # what zarr's own sync API runs coroutines with
+from zarr.core.sync import (
+    sync as zarr_sync,  # what zarr's own sync API runs coroutines with
+)
 
 from ._errors import StoreBusyError, StoreError
 from ._records import SequenceState, ShotRecord, ShotStatus
@@ -192,13 +194,20 @@ class StoreArrays:
         for name, array in group.arrays():
             self.arrays[name] = array
             if array.ndim == 1 and name != SHOT:
-                self.series[name] = array[:] if self.capacity else np.empty(0, array.dtype)
+                self.series[name] = (
+                    array[:] if self.capacity else np.empty(0, array.dtype)
+                )
 
     # creation / reopening
 
     @classmethod
     def create(
-        cls, path: Path, *, spec_json: str, expected_shots: int | None, parameter_units: Mapping[str, str]
+        cls,
+        path: Path,
+        *,
+        spec_json: str,
+        expected_shots: int | None,
+        parameter_units: Mapping[str, str],
     ) -> StoreArrays:
         """Create the group (``path`` exists and holds only the lock) with its fixed arrays."""
         now = _now_iso()
@@ -226,7 +235,9 @@ class StoreArrays:
         }
         for name, (dtype, attributes) in series.items():
             _create_series(group, name, capacity, np.dtype(dtype), attributes)
-        shot = _create_series(group, SHOT, capacity, np.dtype("int64"), {"long_name": "shot index"})
+        shot = _create_series(
+            group, SHOT, capacity, np.dtype("int64"), {"long_name": "shot index"}
+        )
         if capacity:
             shot[:] = np.arange(capacity)
         return cls(path, group, known_count=expected_shots is not None)
@@ -234,7 +245,9 @@ class StoreArrays:
     @classmethod
     def reopen(cls, path: Path, *, expected_shots: int | None) -> StoreArrays:
         """Open an existing store for resuming: drop consolidated metadata, repair shapes."""
-        group = zarr.open_group(str(path), mode="r+", zarr_format=3, use_consolidated=False)
+        group = zarr.open_group(
+            str(path), mode="r+", zarr_format=3, use_consolidated=False
+        )
         group.attrs.update(
             {
                 "state": str(SequenceState.RUNNING),
@@ -247,7 +260,9 @@ class StoreArrays:
         arrays = cls(path, group, known_count=expected_shots is not None)
         shapes = {a.shape[0] for a in arrays.arrays.values()}
         target = max([*shapes, expected_shots or 0])
-        if len(shapes) > 1 or target != arrays.capacity:  # a killed resize, or a longer scan
+        if (
+            len(shapes) > 1 or target != arrays.capacity
+        ):  # a killed resize, or a longer scan
             arrays.capacity = 0
             arrays._grow_to(target, exact=True)
         return arrays
@@ -264,7 +279,14 @@ class StoreArrays:
             writes.extend(self._data_writes(record))
         _write_concurrently(writes)  # each phase completes before the next starts
         chunks = sorted({r.index // SERIES_CHUNK for r in records})
-        _write_concurrently([w for name in self.series if name != STATUS for w in self._series_writes(name, chunks)])
+        _write_concurrently(
+            [
+                w
+                for name in self.series
+                if name != STATUS
+                for w in self._series_writes(name, chunks)
+            ]
+        )
         for record in records:
             self.series[STATUS][record.index] = int(record.status)
         _write_concurrently(self._series_writes(STATUS, chunks))
@@ -282,7 +304,11 @@ class StoreArrays:
                 else:
                     writes.append((self._ensure_data(label, value), i, value))
         for name, value in record.parameters.items():
-            kind = np.dtype(bool) if isinstance(value, (bool, np.bool_)) else np.dtype("float64")
+            kind = (
+                np.dtype(bool)
+                if isinstance(value, (bool, np.bool_))
+                else np.dtype("float64")
+            )
             self._ensure_parameter(name, kind)[i] = value
         self.series[START_TIME][i] = record.start_time
         self.series[END_TIME][i] = record.end_time
@@ -293,7 +319,10 @@ class StoreArrays:
         """Whole-chunk writes of mirror ``name`` (no read-modify-write)."""
         array, mirror, writes = self.arrays[name], self.series[name], []
         for chunk in chunks:
-            start, stop = chunk * SERIES_CHUNK, min((chunk + 1) * SERIES_CHUNK, self.capacity)
+            start, stop = (
+                chunk * SERIES_CHUNK,
+                min((chunk + 1) * SERIES_CHUNK, self.capacity),
+            )
             writes.append((array, slice(start, stop), mirror[start:stop].copy()))
         return writes
 
@@ -313,9 +342,13 @@ class StoreArrays:
             self.arrays[label] = array
         return array
 
-    def _ensure_series(self, name: str, dtype: np.dtype, attributes: dict[str, Any]) -> np.ndarray:
+    def _ensure_series(
+        self, name: str, dtype: np.dtype, attributes: dict[str, Any]
+    ) -> np.ndarray:
         if name not in self.series:
-            self.arrays[name] = _create_series(self.group, name, self.capacity, dtype, attributes)
+            self.arrays[name] = _create_series(
+                self.group, name, self.capacity, dtype, attributes
+            )
             self.series[name] = np.full(self.capacity, _fill_value(dtype), dtype)
         return self.series[name]
 
@@ -325,7 +358,9 @@ class StoreArrays:
             # list it as a coordinate before creating it, so readers never see it as data
             self.group.attrs.update({"coordinates": " ".join(self.parameters)})
             unit = self.group.attrs.get("parameter_units", {}).get(name)
-            attributes = {"long_name": name} | ({"units": unit} if unit is not None and dtype.kind == "f" else {})
+            attributes = {"long_name": name} | (
+                {"units": unit} if unit is not None and dtype.kind == "f" else {}
+            )
             self._ensure_series(name, dtype, attributes)
         return self.series[name]
 
@@ -360,17 +395,27 @@ class StoreArrays:
 
     def update_attrs(self, attrs: Mapping[str, Any]) -> None:
         """Rewrite the group attributes with ``attrs`` plus the completed count and time."""
-        self.group.attrs.update({**attrs, "completed_shots": self.completed_count(), "updated": _now_iso()})
+        self.group.attrs.update(
+            {**attrs, "completed_shots": self.completed_count(), "updated": _now_iso()}
+        )
         self._last_attrs = time.monotonic()
 
     def finalize(self, state: SequenceState, error: Mapping[str, Any] | None) -> None:
         """Record the final state, trim (unknown count), remove temp files, consolidate."""
         if not self.known_count:
             self._trim()
-        self.update_attrs({"state": str(state), "error": dict(error) if error else None, "ended": _now_iso()})
+        self.update_attrs(
+            {
+                "state": str(state),
+                "error": dict(error) if error else None,
+                "ended": _now_iso(),
+            }
+        )
         remove_partial_files(self.path)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "consolidated metadata is not part of the v3 spec"
+            warnings.simplefilter(
+                "ignore"
+            )  # "consolidated metadata is not part of the v3 spec"
             zarr.consolidate_metadata(str(self.path), zarr_format=3)
 
 
@@ -381,7 +426,9 @@ def _write_concurrently(writes: Sequence[_Write]) -> None:
     """Run zarr writes concurrently on zarr's event loop; return when all are durable."""
 
     async def run() -> None:
-        await asyncio.gather(*(array.async_array.setitem(key, value) for array, key, value in writes))
+        await asyncio.gather(
+            *(array.async_array.setitem(key, value) for array, key, value in writes)
+        )
 
     if writes:
         zarr_sync(run())
@@ -393,14 +440,23 @@ def _resize_all(arrays: Iterable[zarr.Array], length: int) -> None:
 
     async def run() -> None:
         await asyncio.gather(
-            *(a.async_array.resize((length, *a.shape[1:]), delete_outside_chunks=False) for a in arrays)
+            *(
+                a.async_array.resize(
+                    (length, *a.shape[1:]), delete_outside_chunks=False
+                )
+                for a in arrays
+            )
         )
 
     zarr_sync(run())
 
 
 def _create_series(
-    group: zarr.Group, name: str, capacity: int, dtype: np.dtype, attributes: dict[str, Any]
+    group: zarr.Group,
+    name: str,
+    capacity: int,
+    dtype: np.dtype,
+    attributes: dict[str, Any],
 ) -> zarr.Array:
     return group.create_array(
         name,

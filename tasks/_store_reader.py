@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from ._errors import StoreError
-from ._records import SequenceState, ShotStatus
 from zarr.abc.store import ByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import LocalStore, WrapperStore
 
+from ._errors import StoreError
+from ._records import SequenceState, ShotStatus
 from ._store_layout import SHOT as SHOT_DIM
 from ._store_layout import read_root_attrs, writer_lock_is_free
 
@@ -45,11 +44,17 @@ class _CommonLengthStore(WrapperStore[LocalStore]):
         lengths = [
             json.loads(meta.read_text())["shape"][0]
             for meta in path.glob("*/zarr.json")
-            if json.loads(meta.read_text()).get("dimension_names", [None])[0] == SHOT_DIM
+            if json.loads(meta.read_text()).get("dimension_names", [None])[0]
+            == SHOT_DIM
         ]
         return cls(LocalStore(path, read_only=True), max(lengths))
 
-    async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
         buffer = await super().get(key, prototype, byte_range)
         if buffer is None or byte_range is not None or not key.endswith("/zarr.json"):
             return buffer
@@ -116,17 +121,25 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
         try:
             with warnings.catch_warnings():
                 # leftover temp files of a killed writer are "not recognized" by zarr
-                warnings.filterwarnings("ignore", message=".*not recognized as a component.*")
+                warnings.filterwarnings(
+                    "ignore", message=".*not recognized as a component.*"
+                )
                 ds = xr.open_zarr(path, consolidated=consolidated, zarr_format=3)
             break
         except (KeyError, ValueError, FileNotFoundError) as exc:
             if consolidated:
-                consolidated = False  # resumed since it was consolidated: read live metadata
+                consolidated = (
+                    False  # resumed since it was consolidated: read live metadata
+                )
                 continue
             if "conflicting sizes" not in str(exc):
                 raise StoreError(f"cannot open store {path}: {exc}") from exc
-            if attempt == OPEN_RETRIES - 1:  # a writer killed while resizing: read a common length
-                ds = xr.open_zarr(_CommonLengthStore.over(path), consolidated=False, zarr_format=3)
+            if (
+                attempt == OPEN_RETRIES - 1
+            ):  # a writer killed while resizing: read a common length
+                ds = xr.open_zarr(
+                    _CommonLengthStore.over(path), consolidated=False, zarr_format=3
+                )
                 break
             time.sleep(RETRY_DELAY_S)
     if completed_only:

@@ -46,19 +46,27 @@ def describe_store(path: str | Path) -> str:
     status = everything["status"].values
     ds = everything.isel(shot=np.flatnonzero(status == ShotStatus.COMPLETED))
     state = SequenceState(attrs["state"])
-    explanation = _STATE_EXPLANATIONS[state].format(path=path, **{k: attrs.get(k) for k in ("writer_pid", "writer_host")})
+    explanation = _STATE_EXPLANATIONS[state].format(
+        path=path, **{k: attrs.get(k) for k in ("writer_pid", "writer_host")}
+    )
     expected = attrs.get("expected_shots")
     counts = {s: int(np.count_nonzero(status == s)) for s in ShotStatus}
     lines = [
         f"store    {path}",
         f"state    {state}: {explanation}",
-        f"shots    {counts[ShotStatus.COMPLETED]} completed of {expected if expected is not None else 'unknown'}"
-        f" expected ({counts[ShotStatus.FAILED]} failed)",
+        (
+            f"shots    {counts[ShotStatus.COMPLETED]} completed of "
+            f"{expected if expected is not None else 'unknown'} expected ({counts[ShotStatus.FAILED]} failed)"
+        ),
         f"created  {attrs.get('created')}   updated {attrs.get('updated')}",
     ]
     if attrs.get("error"):
         error = attrs["error"]
-        text = ", ".join(f"{k}={v}" for k, v in error.items()) if isinstance(error, dict) else str(error)
+        text = (
+            ", ".join(f"{k}={v}" for k, v in error.items())
+            if isinstance(error, dict)
+            else str(error)
+        )
         lines.append(f"error    {text}")
     lines.append("parameters")
     for name in _parameters(ds) or []:
@@ -73,7 +81,9 @@ def describe_store(path: str | Path) -> str:
     lines.append("data variables")
     for name in _data_variables(ds):
         var = ds[name]
-        lines.append(f"  {name:<24} {var.dtype}  dims ({', '.join(map(str, var.dims))})  shape {var.shape}")
+        lines.append(
+            f"  {name:<24} {var.dtype}  dims ({', '.join(map(str, var.dims))})  shape {var.shape}"
+        )
     return "\n".join(lines)
 
 
@@ -85,10 +95,14 @@ def plot_store(path: str | Path, var: str, against: str, out: Path) -> None:
 
     ds = open_sequence(path, completed_only=True)
     if var not in _data_variables(ds):
-        raise StoreError(f"no data variable {var!r} in {path}; available: {', '.join(_data_variables(ds)) or 'none'}")
+        raise StoreError(
+            f"no data variable {var!r} in {path}; available: {', '.join(_data_variables(ds)) or 'none'}"
+        )
     parameters = _parameters(ds)
     if against not in [*parameters, "shot"]:
-        raise StoreError(f"no parameter {against!r} in {path}; available: {', '.join(parameters) or 'none'}, shot")
+        raise StoreError(
+            f"no parameter {against!r} in {path}; available: {', '.join(parameters) or 'none'}, shot"
+        )
     if ds.sizes["shot"] == 0:
         raise StoreError(f"store {path} has no completed shot to plot")
     y = ds[var].astype("float64")

@@ -50,7 +50,9 @@ class _RecordSchema:
     parameters: dict[str, bool] = field(default_factory=dict)  # name -> is bool
 
     @classmethod
-    def from_arrays(cls, arrays: StoreArrays, expected_shots: int | None) -> _RecordSchema:
+    def from_arrays(
+        cls, arrays: StoreArrays, expected_shots: int | None
+    ) -> _RecordSchema:
         schema = cls(expected_shots)
         for name, array in arrays.arrays.items():
             if name in arrays.parameters:
@@ -61,12 +63,18 @@ class _RecordSchema:
 
     def check(self, record: ShotRecord) -> None:
         """Raise StoreShapeError/StoreError if ``record`` does not fit; register new names."""
-        if record.index < 0 or (self.expected_shots is not None and record.index >= self.expected_shots):
-            raise StoreError(f"shot index {record.index} is outside 0..{self.expected_shots}")
+        if record.index < 0 or (
+            self.expected_shots is not None and record.index >= self.expected_shots
+        ):
+            raise StoreError(
+                f"shot index {record.index} is outside 0..{self.expected_shots}"
+            )
         new_data: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         if record.status != ShotStatus.FAILED:
             for label, value in record.data.items():
-                new_data[label] = self._check_data(record.index, label, np.asarray(value))
+                new_data[label] = self._check_data(
+                    record.index, label, np.asarray(value)
+                )
         new_params: dict[str, bool] = {}
         for name, value in record.parameters.items():
             new_params[name] = self._check_parameter(record.index, name, value)
@@ -74,14 +82,22 @@ class _RecordSchema:
             set(new_params) & set(self.data)
         )
         if clash:
-            name = sorted(clash)[0]
-            raise StoreShapeError(f"shot {record.index}: {name!r} is both a parameter and a data label", label=name)
+            name = min(clash)
+            raise StoreShapeError(
+                f"shot {record.index}: {name!r} is both a parameter and a data label",
+                label=name,
+            )
         self.data.update(new_data)
         self.parameters.update(new_params)
 
-    def _check_data(self, index: int, label: str, value: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:
+    def _check_data(
+        self, index: int, label: str, value: np.ndarray
+    ) -> tuple[tuple[int, ...], np.dtype]:
         if label in RESERVED_NAMES:
-            raise StoreShapeError(f"shot {index}: data label {label!r} is a reserved store name", label=label)
+            raise StoreShapeError(
+                f"shot {index}: data label {label!r} is a reserved store name",
+                label=label,
+            )
         if value.dtype.kind not in "biufc":
             raise StoreShapeError(
                 f"shot {index}: data {label!r} has dtype {value.dtype}; the store keeps numeric or bool data",
@@ -98,15 +114,19 @@ class _RecordSchema:
 
     def _check_parameter(self, index: int, name: str, value: Any) -> bool:
         if name in RESERVED_NAMES:
-            raise StoreShapeError(f"shot {index}: parameter {name!r} is a reserved store name", label=name)
+            raise StoreShapeError(
+                f"shot {index}: parameter {name!r} is a reserved store name", label=name
+            )
         if not isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
             raise StoreShapeError(
-                f"shot {index}: parameter {name!r} = {value!r} is not a number or bool", label=name
+                f"shot {index}: parameter {name!r} = {value!r} is not a number or bool",
+                label=name,
             )
         is_bool = isinstance(value, (bool, np.bool_))
         if self.parameters.get(name, is_bool) != is_bool:
             raise StoreShapeError(
-                f"shot {index}: parameter {name!r} switched between bool and number", label=name
+                f"shot {index}: parameter {name!r} switched between bool and number",
+                label=name,
             )
         return is_bool
 
@@ -150,7 +170,10 @@ def _open_store(
     fd = acquire_writer_lock(path)
     try:
         arrays = StoreArrays.create(
-            path, spec_json=spec_json, expected_shots=expected_shots, parameter_units=parameter_units
+            path,
+            spec_json=spec_json,
+            expected_shots=expected_shots,
+            parameter_units=parameter_units,
         )
     except BaseException:
         release_writer_lock(fd)
@@ -166,11 +189,15 @@ class ShotStoreWriter:
     Record arrays must not be mutated after :meth:`write`.
     """
 
-    def __init__(self, path: Path, arrays: StoreArrays, schema: _RecordSchema, max_pending: int) -> None:
+    def __init__(
+        self, path: Path, arrays: StoreArrays, schema: _RecordSchema, max_pending: int
+    ) -> None:
         self.path = path
         self._arrays = arrays
         self._schema = schema
-        self._send, self._receive = anyio.create_memory_object_stream[ShotRecord](max_pending)
+        self._send, self._receive = anyio.create_memory_object_stream[ShotRecord](
+            max_pending
+        )
         status = arrays.series["status"]
         self._completed = set(np.flatnonzero(status == ShotStatus.COMPLETED).tolist())
         self._pending = 0
@@ -212,10 +239,22 @@ class ShotStoreWriter:
                 resume=resume,
             )
         )
-        logger.info("%s store %s (%s shots expected)", "resumed" if resume else "created", path, expected_shots)
-        body_error: BaseException | None = None  # re-raised outside the task group, unwrapped
+        logger.info(
+            "%s store %s (%s shots expected)",
+            "resumed" if resume else "created",
+            path,
+            expected_shots,
+        )
+        body_error: BaseException | None = (
+            None  # re-raised outside the task group, unwrapped
+        )
         try:
-            writer = cls(path, arrays, _RecordSchema.from_arrays(arrays, expected_shots), max_pending)
+            writer = cls(
+                path,
+                arrays,
+                _RecordSchema.from_arrays(arrays, expected_shots),
+                max_pending,
+            )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(writer._consume)
                 try:
@@ -223,9 +262,14 @@ class ShotStoreWriter:
                 except anyio.get_cancelled_exc_class() as exc:
                     await writer._finish_after(exc, SequenceState.INTERRUPTED)
                     raise
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - recorded in the store, then re-raised
                     interrupted = isinstance(exc, KeyboardInterrupt)
-                    await writer._finish_after(exc, SequenceState.INTERRUPTED if interrupted else SequenceState.FAILED)
+                    await writer._finish_after(
+                        exc,
+                        SequenceState.INTERRUPTED
+                        if interrupted
+                        else SequenceState.FAILED,
+                    )
                     body_error = exc
                 else:
                     if not writer._finished:
@@ -275,7 +319,9 @@ class ShotStoreWriter:
             raise self._writer_failed() from self._error
         self._pending += 1
 
-    async def finish(self, state: SequenceState, error: Mapping[str, Any] | None = None) -> None:
+    async def finish(
+        self, state: SequenceState, error: Mapping[str, Any] | None = None
+    ) -> None:
         """Drain the queue and record the final ``state`` and ``error``; call once.
 
         Trims the arrays (unknown shot count), removes zarr's temporary files and consolidates
@@ -283,7 +329,9 @@ class ShotStoreWriter:
         if the writer failed earlier (the store then records ``failed``) or finalizing failed.
         """
         if self._finished:
-            raise StoreError(f"finish() was already called on the writer of {self.path}")
+            raise StoreError(
+                f"finish() was already called on the writer of {self.path}"
+            )
         await self._finish(SequenceState(state), error)
         if self._error is not None:
             raise self._writer_failed() from self._error
@@ -292,7 +340,9 @@ class ShotStoreWriter:
 
     def _check_accepting(self, record: ShotRecord) -> None:
         if self._finished:
-            raise StoreError(f"store {self.path} is finished; shot {record.index} cannot be written")
+            raise StoreError(
+                f"store {self.path} is finished; shot {record.index} cannot be written"
+            )
         if self._error is not None:
             raise self._writer_failed() from self._error
         self._schema.check(record)
@@ -313,7 +363,7 @@ class ShotStoreWriter:
                 await anyio.to_thread.run_sync(self._arrays.write_batch, batch)
                 self._inflight = []
                 self._mark_written(batch)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - kept and raised by write()/finish()
             logger.error("writing to store %s failed: %s", self.path, exc)
             self._error = exc
             self._receive.close()  # blocked and later write() calls raise instead of hanging
@@ -333,11 +383,15 @@ class ShotStoreWriter:
         if self._finished:
             return
         try:
-            await self._finish(state, {"type": type(exc).__name__, "message": str(exc) or repr(exc)})
+            await self._finish(
+                state, {"type": type(exc).__name__, "message": str(exc) or repr(exc)}
+            )
         except Exception:
             logger.exception("could not finalize store %s after %r", self.path, exc)
 
-    async def _finish(self, state: SequenceState, error: Mapping[str, Any] | None) -> None:
+    async def _finish(
+        self, state: SequenceState, error: Mapping[str, Any] | None
+    ) -> None:
         self._finished = True
         with anyio.move_on_after(FINISH_TIMEOUT_S, shield=True) as scope:
             self._send.close()
@@ -350,20 +404,43 @@ class ShotStoreWriter:
                     break
             if self._error is not None and state == SequenceState.FINISHED:
                 state = SequenceState.FAILED
-                error = {"type": type(self._error).__name__, "message": f"results store writer failed: {self._error}"}
+                error = {
+                    "type": type(self._error).__name__,
+                    "message": f"results store writer failed: {self._error}",
+                }
             await anyio.to_thread.run_sync(self._finalize, leftover, state, error)
             self._receive.close()
         if scope.cancelled_caught:
-            raise StoreError(f"finalizing store {self.path} took more than {FINISH_TIMEOUT_S} s")
-        logger.info("store %s finished as %s (%d shots completed)", self.path, state, len(self._completed))
+            raise StoreError(
+                f"finalizing store {self.path} took more than {FINISH_TIMEOUT_S} s"
+            )
+        logger.info(
+            "store %s finished as %s (%d shots completed)",
+            self.path,
+            state,
+            len(self._completed),
+        )
 
-    def _finalize(self, leftover: list[ShotRecord], state: SequenceState, error: Mapping[str, Any] | None) -> None:
+    def _finalize(
+        self,
+        leftover: list[ShotRecord],
+        state: SequenceState,
+        error: Mapping[str, Any] | None,
+    ) -> None:
         try:
             self._arrays.write_batch(leftover)
             self._mark_written(leftover)
-        except Exception as exc:
-            logger.error("store %s: %d queued shots could not be written: %s", self.path, len(leftover), exc)
+        except Exception as exc:  # noqa: BLE001 - the final state still gets recorded
+            logger.error(
+                "store %s: %d queued shots could not be written: %s",
+                self.path,
+                len(leftover),
+                exc,
+            )
             self._error = self._error or exc
             if state == SequenceState.FINISHED:
-                state, error = SequenceState.FAILED, {"type": type(exc).__name__, "message": str(exc)}
+                state, error = (
+                    SequenceState.FAILED,
+                    {"type": type(exc).__name__, "message": str(exc)},
+                )
         self._arrays.finalize(state, error)

@@ -53,7 +53,13 @@ for line in sys.stdin:
 
 
 def child_writer(
-    path: str, shots: int, resume: bool, known: bool, delay: float, spec_json: str, ready: str = ""
+    path: str,
+    shots: int,
+    resume: bool,
+    known: bool,
+    delay: float,
+    spec_json: str,
+    ready: str = "",
 ) -> None:
     """Write shots 0..shots-1 (skipping completed ones) with :func:`payload` data, then finish.
 
@@ -62,9 +68,15 @@ def child_writer(
 
     async def main() -> None:
         async with ShotStoreWriter.open(
-            path, spec_json=spec_json, expected_shots=shots if known else None, parameter_units=UNITS, resume=resume
+            path,
+            spec_json=spec_json,
+            expected_shots=shots if known else None,
+            parameter_units=UNITS,
+            resume=resume,
         ) as writer:
-            print("ready", os.getpid(), flush=True) if ready == "pid" else print("ready", flush=True)
+            print("ready", os.getpid(), flush=True) if ready == "pid" else print(
+                "ready", flush=True
+            )
             for i in range(shots):
                 if i not in writer.completed:
                     await writer.write(record(i))
@@ -119,7 +131,9 @@ def assert_shot_exact(ds: object, i: int) -> None:
     """Assert shot ``i`` of Dataset ``ds`` (indexed by shot number) is bit-exact."""
     shot = ds.sel(shot=i)  # type: ignore[attr-defined]
     for label, value in payload(i).items():
-        np.testing.assert_array_equal(shot[label].values, value, err_msg=f"shot {i} {label}")
+        np.testing.assert_array_equal(
+            shot[label].values, value, err_msg=f"shot {i} {label}"
+        )
     assert float(shot["x"]) == i * 1e-3
 
 
@@ -139,5 +153,7 @@ def assert_shots_exact(ds: object, indices: Iterable[int]) -> None:
     for i in indices:
         row = shots.index(i)
         for label, value in payload(i).items():
-            np.testing.assert_array_equal(loaded[label][row], value, err_msg=f"shot {i} {label}")
+            np.testing.assert_array_equal(
+                loaded[label][row], value, err_msg=f"shot {i} {label}"
+            )
         assert x[row] == i * 1e-3

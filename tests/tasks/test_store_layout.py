@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from store_helpers import SPEC_JSON, assert_shot_exact, payload, record, write_store
 
 import tasks._store_layout as layout
 from tasks import (
@@ -19,8 +20,6 @@ from tasks import (
     read_store_spec,
     store_state,
 )
-
-from store_helpers import SPEC_JSON, assert_shot_exact, payload, record, write_store
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +33,11 @@ async def test_layout_read_back_with_xarray(tmp_path: Path) -> None:
     assert ds.sizes["shot"] == 6  # known count: preallocated, not trimmed
     assert list(ds["shot"].values) == list(range(6))
     assert set(ds.coords) == {"shot", "x", "power"}
-    assert ds["x"].dims == ("shot",) and ds["x"].dtype == np.float64 and ds["x"].attrs["units"] == "m"
+    assert (
+        ds["x"].dims == ("shot",)
+        and ds["x"].dtype == np.float64
+        and ds["x"].attrs["units"] == "m"
+    )
     assert ds["power"].attrs["units"] == "W"
     assert ds["camera.image"].dims == ("shot", "camera.image.y", "camera.image.x")
     assert ds["camera.image"].dtype == np.uint16
@@ -73,7 +76,12 @@ async def test_layout_read_back_with_xarray(tmp_path: Path) -> None:
 async def test_open_sequence_returns_completed_shots(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
     failed = record(1, status=ShotStatus.FAILED, data={})
-    await write_store(path, [record(0), failed, record(2)], expected_shots=5, state=SequenceState.INTERRUPTED)
+    await write_store(
+        path,
+        [record(0), failed, record(2)],
+        expected_shots=5,
+        state=SequenceState.INTERRUPTED,
+    )
     ds = open_sequence(path)
     assert list(ds["shot"].values) == [0, 2]
     assert_shot_exact(ds, 2)
@@ -81,7 +89,9 @@ async def test_open_sequence_returns_completed_shots(tmp_path: Path) -> None:
     assert store_state(path)["state"] == "interrupted"
 
 
-async def test_unknown_count_grows_in_blocks_and_trims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unknown_count_grows_in_blocks_and_trims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(layout, "GROW_BLOCK", 4)
     monkeypatch.setattr(layout, "SERIES_CHUNK", 4)
     path = tmp_path / "scan.zarr"
@@ -98,7 +108,12 @@ async def test_unknown_count_grows_in_blocks_and_trims(tmp_path: Path, monkeypat
 
 async def test_parameter_first_seen_late_is_nan_before(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
-    late = [record(i, parameters={"x": i * 1e-3, "power": 0.5, "late": 2.0 * i, "gate": True}) for i in (2, 3)]
+    late = [
+        record(
+            i, parameters={"x": i * 1e-3, "power": 0.5, "late": 2.0 * i, "gate": True}
+        )
+        for i in (2, 3)
+    ]
     await write_store(path, [record(0), record(1), *late], expected_shots=4)
     ds = open_sequence(path)
     assert "late" in ds.coords and "gate" in ds.coords
@@ -115,13 +130,17 @@ async def test_parameter_first_seen_late_is_nan_before(tmp_path: Path) -> None:
         ("scope.trace", np.zeros(50, np.float64)),
     ],
 )
-async def test_shape_or_dtype_change_names_the_label(tmp_path: Path, label: str, bad: np.ndarray) -> None:
+async def test_shape_or_dtype_change_names_the_label(
+    tmp_path: Path, label: str, bad: np.ndarray
+) -> None:
     path = tmp_path / "scan.zarr"
-    from tasks import ShotStoreWriter
-
     from store_helpers import UNITS
 
-    async with ShotStoreWriter.open(path, spec_json=SPEC_JSON, expected_shots=3, parameter_units=UNITS) as writer:
+    from tasks import ShotStoreWriter
+
+    async with ShotStoreWriter.open(
+        path, spec_json=SPEC_JSON, expected_shots=3, parameter_units=UNITS
+    ) as writer:
         await writer.write(record(0))
         with pytest.raises(StoreShapeError, match=label) as info:
             await writer.write(record(1, data={**payload(1), label: bad}))

@@ -9,8 +9,8 @@ import anyio
 import numpy as np
 import pytest
 from anyio import open_process
-
 from store_helpers import SPEC_JSON, child_argv, record, write_store
+
 from tasks import (
     SequenceState,
     ShotRecord,
@@ -32,31 +32,53 @@ def _resonance(i: int) -> ShotRecord:
     brightness = 1000 / (1 + (detuning / 2e6) ** 2)
     rng = np.random.default_rng(i)
     image = (brightness + rng.normal(0, 20, (32, 32))).clip(0).astype(np.uint16)
-    return ShotRecord(i, {"detuning": detuning}, {"camera.image": image}, 1.7e9 + i, 1.7e9 + i + 0.1)
+    return ShotRecord(
+        i, {"detuning": detuning}, {"camera.image": image}, 1.7e9 + i, 1.7e9 + i + 0.1
+    )
 
 
-async def test_describe_names_state_counts_parameters_and_variables(tmp_path: Path) -> None:
+async def test_describe_names_state_counts_parameters_and_variables(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "scan.zarr"
     failed = record(2, status=ShotStatus.FAILED, data={})
     error = {"shot": 2, "device": "camera", "message": "camera timed out after 5 s"}
-    await write_store(path, [record(0), record(1), failed], expected_shots=10, state=SequenceState.FAILED, error=error)
+    await write_store(
+        path,
+        [record(0), record(1), failed],
+        expected_shots=10,
+        state=SequenceState.FAILED,
+        error=error,
+    )
     text = describe_store(path)
-    assert "failed" in text and "camera timed out after 5 s" in text and "device=camera" in text
+    assert (
+        "failed" in text
+        and "camera timed out after 5 s" in text
+        and "device=camera" in text
+    )
     assert "2 completed of 10 expected (1 failed)" in text
     assert "x" in text and "[m]" in text and "0 .. 0.001" in text
     assert "[W]" in text
-    assert "camera.image" in text and "(shot, camera.image.y, camera.image.x)" in text and "uint16" in text
+    assert (
+        "camera.image" in text
+        and "(shot, camera.image.y, camera.image.x)" in text
+        and "uint16" in text
+    )
     assert "scope.trace" in text and "(shot, scope.trace.sample)" in text
 
 
 async def test_describe_a_store_being_written_then_crashed(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
-    async with await open_process([*child_argv(), str(path), "100000", "new", "unknown", "0.01", SPEC_JSON]) as child:
+    async with await open_process(
+        [*child_argv(), str(path), "100000", "new", "unknown", "0.01", SPEC_JSON]
+    ) as child:
         assert child.stdout is not None
         assert (await child.stdout.receive()).startswith(b"ready")
         assert "running: a writer (pid" in describe_store(path)
         with anyio.fail_after(60):
-            while open_sequence(path).sizes["shot"] < 3:  # the writer's shots show up live
+            while (
+                open_sequence(path).sizes["shot"] < 3
+            ):  # the writer's shots show up live
                 await anyio.sleep(0.05)
         assert store_state(path)["writer_alive"] is True
         child.kill()
@@ -74,7 +96,9 @@ async def test_plot_writes_a_png_and_names_unknown_names(tmp_path: Path) -> None
         for i in range(33):
             await writer.write(_resonance(i))
         await writer.finish(SequenceState.FINISHED)
-    out = Path(os.environ.get("SHOTFLOW_TEST_PLOT", tmp_path / "plot.png"))  # set it to look at the plot
+    out = Path(
+        os.environ.get("SHOTFLOW_TEST_PLOT", tmp_path / "plot.png")
+    )  # set it to look at the plot
     plot_store(path, "camera.image", "detuning", out)
     assert out.read_bytes().startswith(b"\x89PNG")
     with pytest.raises(StoreError, match="'camera.imag'.*available: camera.image"):
@@ -85,6 +109,13 @@ async def test_plot_writes_a_png_and_names_unknown_names(tmp_path: Path) -> None
 
 async def test_plot_of_store_without_data_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
-    await write_store(path, [record(0, status=ShotStatus.FAILED, data={})], expected_shots=2, state=SequenceState.FAILED)
-    with pytest.raises(StoreError, match="no data variable 'camera.image'.*available: none"):
+    await write_store(
+        path,
+        [record(0, status=ShotStatus.FAILED, data={})],
+        expected_shots=2,
+        state=SequenceState.FAILED,
+    )
+    with pytest.raises(
+        StoreError, match="no data variable 'camera.image'.*available: none"
+    ):
         plot_store(path, "camera.image", "x", tmp_path / "p.png")

@@ -22,8 +22,8 @@ import anyio
 import numpy as np
 import pytest
 import xarray as xr
-
 from store_helpers import SPEC_JSON, UNITS, ZYGOTE, assert_shots_exact, record
+
 from tasks import SequenceState, ShotStoreWriter, open_sequence, store_state
 
 TRIALS = 12
@@ -37,7 +37,10 @@ class Zygote:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", ZYGOTE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def _send(self, line: str) -> None:
@@ -49,9 +52,13 @@ class Zygote:
         assert self.process.stdout is not None
         return self.process.stdout.readline().split()
 
-    def kill_at_random(self, path: Path, rng: random.Random, *, resume: bool, known: bool) -> None:
+    def kill_at_random(
+        self, path: Path, rng: random.Random, *, resume: bool, known: bool
+    ) -> None:
         """Fork a writer on ``path``, SIGKILL it at a random moment after it opened the store."""
-        self._send("fork " + json.dumps([str(path), SHOTS, resume, known, 0.0, SPEC_JSON]))
+        self._send(
+            "fork " + json.dumps([str(path), SHOTS, resume, known, 0.0, SPEC_JSON])
+        )
         word, pid = self._receive()
         assert word == "ready", "child writer did not open the store"
         time.sleep(rng.uniform(0.0, KILL_WINDOW_S))
@@ -76,10 +83,14 @@ def zygote() -> Iterator[Zygote]:
 def _check_crashed_store(path: Path) -> set[int]:
     """The store opens; every shot marked completed is bit-exact."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # leftover temp files are "not recognized" by zarr
+        warnings.simplefilter(
+            "ignore"
+        )  # leftover temp files are "not recognized" by zarr
         try:
             xr.open_zarr(path, consolidated=False)
-        except ValueError as exc:  # killed within the milliseconds of resizing the arrays
+        except (
+            ValueError
+        ) as exc:  # killed within the milliseconds of resizing the arrays
             assert "conflicting sizes" in str(exc)
     everything = open_sequence(path, completed_only=False)
     completed = set(np.flatnonzero(everything["status"].values == 1).tolist())
@@ -92,7 +103,11 @@ def _check_crashed_store(path: Path) -> set[int]:
 
 async def _resume_in_process(path: Path, known: bool) -> None:
     async with ShotStoreWriter.open(
-        path, spec_json=SPEC_JSON, expected_shots=SHOTS if known else None, parameter_units=UNITS, resume=True
+        path,
+        spec_json=SPEC_JSON,
+        expected_shots=SHOTS if known else None,
+        parameter_units=UNITS,
+        resume=True,
     ) as writer:
         for i in range(SHOTS):
             if i not in writer.completed:

@@ -8,10 +8,9 @@ import textwrap
 from pathlib import Path
 
 import anyio
-import numpy as np
 import pytest
-
 from store_helpers import SPEC_JSON, UNITS, assert_shot_exact, record, write_store
+
 from tasks import (
     SequenceState,
     ShotStoreWriter,
@@ -28,7 +27,11 @@ pytestmark = pytest.mark.anyio
 
 
 def _open(path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
-    options: dict[str, object] = {"spec_json": SPEC_JSON, "expected_shots": 60, "parameter_units": UNITS}
+    options: dict[str, object] = {
+        "spec_json": SPEC_JSON,
+        "expected_shots": 60,
+        "parameter_units": UNITS,
+    }
     options.update(kwargs)
     return ShotStoreWriter.open(path, **options)  # type: ignore[arg-type]
 
@@ -41,7 +44,9 @@ async def test_back_pressure_waits_and_drops_nothing(tmp_path: Path) -> None:
             for i in range(60):  # no await in between: the worker thread cannot drain
                 writer.write_nowait(record(i))
                 accepted += 1
-        assert 4 <= accepted <= 5  # the queue, plus at most one handed straight to the worker
+        assert (
+            4 <= accepted <= 5
+        )  # the queue, plus at most one handed straight to the worker
         assert writer.pending == accepted
         for i in range(accepted, 60):
             await writer.write(record(i))  # waits for room, then proceeds
@@ -50,7 +55,9 @@ async def test_back_pressure_waits_and_drops_nothing(tmp_path: Path) -> None:
         assert writer.completed == frozenset(range(60))
     ds = open_sequence(path)
     assert list(ds["shot"].values) == list(range(60))
-    assert_shot_exact(ds, accepted)  # the record refused by write_nowait was written by write()
+    assert_shot_exact(
+        ds, accepted
+    )  # the record refused by write_nowait was written by write()
 
 
 async def test_refuses_to_overwrite_and_needs_zarr_suffix(tmp_path: Path) -> None:
@@ -105,7 +112,9 @@ async def test_exception_records_failed_with_its_text(tmp_path: Path) -> None:
     assert list(open_sequence(path)["shot"].values) == [0]  # the queued shot is durable
 
 
-async def test_cancellation_records_interrupted_and_keeps_queued_shots(tmp_path: Path) -> None:
+async def test_cancellation_records_interrupted_and_keeps_queued_shots(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "scan.zarr"
     with anyio.CancelScope() as scope:
         async with _open(path) as writer:
@@ -132,7 +141,12 @@ async def test_engine_error_and_finish_once(tmp_path: Path) -> None:
 
 async def test_resume_continues_and_checks_the_spec(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
-    await write_store(path, [record(i) for i in range(5)], expected_shots=8, state=SequenceState.INTERRUPTED)
+    await write_store(
+        path,
+        [record(i) for i in range(5)],
+        expected_shots=8,
+        state=SequenceState.INTERRUPTED,
+    )
     other = json.dumps({"name": "another scan"})
     with pytest.raises(StoreSpecMismatchError, match="spec"):
         async with _open(path, spec_json=other, expected_shots=8, resume=True):
@@ -152,7 +166,9 @@ async def test_resume_continues_and_checks_the_spec(tmp_path: Path) -> None:
         assert_shot_exact(ds, i)
 
 
-async def test_live_reader_in_another_process_sees_completed_shots(tmp_path: Path) -> None:
+async def test_live_reader_in_another_process_sees_completed_shots(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "scan.zarr"
     reader = textwrap.dedent(
         f"""
@@ -167,7 +183,7 @@ async def test_live_reader_in_another_process_sees_completed_shots(tmp_path: Pat
         """
     )
     async with _open(path, expected_shots=None) as writer:
-        for batch in (range(0, 7), range(7, 20)):
+        for batch in (range(7), range(7, 20)):
             for i in batch:
                 await writer.write(record(i))
             with anyio.fail_after(30):
@@ -175,5 +191,9 @@ async def test_live_reader_in_another_process_sees_completed_shots(tmp_path: Pat
                     await anyio.sleep(0.01)
             result = await anyio.run_process([sys.executable, "-c", reader], check=True)
             count, state, x = result.stdout.decode().split()
-            assert (int(count), state, float(x)) == (batch.stop, "running", (batch.stop - 1) * 1e-3)
+            assert (int(count), state, float(x)) == (
+                batch.stop,
+                "running",
+                (batch.stop - 1) * 1e-3,
+            )
         await writer.finish(SequenceState.FINISHED)
