@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devices import ShotflowError
 
-__all__ = ["DeviceBusyError", "ExpressionError", "SequenceFailedError", "SpecError"]
+__all__ = ["CalibrationError", "DeviceBusyError", "ExpressionError", "SequenceFailedError", "SpecError"]
 
 
 class SpecError(ShotflowError, ValueError):
@@ -62,3 +62,19 @@ class DeviceBusyError(ShotflowError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (str(self), self.devices))
+
+
+class CalibrationError(ShotflowError):
+    """A calibration's scan or fit failed its quality check; the last good value is kept.
+
+    ``name`` is the calibration (as in ``calibrated.NAME``); the message says
+    which check failed and by how much.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"calibration {name!r} rejected: {message}")
+        self.name = name
+        self.reason = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.name, self.reason))
