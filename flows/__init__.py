@@ -7,15 +7,11 @@ devices and how to run and store the scan. :func:`iter_shots` walks it lazily;
 """
 
 from ._context import SequenceRuntime
-from ._calibrated import load_calibrated, store_calibrated
-from ._errors import DeviceBusyError, ExpressionError, SequenceFailedError, SpecError
-from ._hardware_lock import device_busy_report, device_limit_name, device_lock
+from ._errors import CalibrationError, DeviceBusyError, ExpressionError, SequenceFailedError, SpecError
 from ._expressions import CompiledExpression, compile_expression
 from ._iteration import count_shots, evaluate_globals, iter_shots, parameter_units
 from ._load import load_spec
 from ._plan import format_value, plan_lines
-from ._progress import Progress, progress_listener
-from ._run_sequence import SequenceResult, run_sequence
 from ._spec import (
     AnalogLaneSpec,
     Arange,
@@ -34,6 +30,34 @@ from ._spec import (
 )
 from ._store_path import resolve_store_path
 
+# Names that need Prefect load on first use: importing the sequence language
+# (e.g. in compile worker processes) stays fast.
+_LAZY = {
+    "load_calibrated": "._calibrated",
+    "store_calibrated": "._calibrated",
+    "calibrate_resonance": "._calibration",
+    "calibrate_rabi": "._calibration",
+    "CalibrationResult": "._calibration",
+    "device_busy_report": "._hardware_lock",
+    "device_limit_name": "._hardware_lock",
+    "device_lock": "._hardware_lock",
+    "Progress": "._progress",
+    "progress_listener": "._progress",
+    "SequenceResult": "._run_sequence",
+    "run_sequence": "._run_sequence",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
     # running
     "run_sequence",
@@ -42,6 +66,10 @@ __all__ = [
     "progress_listener",
     "load_calibrated",
     "store_calibrated",
+    # calibrations
+    "calibrate_resonance",
+    "calibrate_rabi",
+    "CalibrationResult",
     # hardware locks
     "device_lock",
     "device_limit_name",
@@ -80,4 +108,5 @@ __all__ = [
     "ExpressionError",
     "SequenceFailedError",
     "DeviceBusyError",
+    "CalibrationError",
 ]

@@ -14,12 +14,10 @@ from ._errors import (
     StoreSpecMismatchError,
 )
 from ._groups import first_error
-from ._execute_shots import ExecutionTurn, ShotGate, execute_shots
 from ._records import SequenceState, ShotRecord, ShotStatus
 from ._store_reader import open_sequence, read_store_spec, store_state
 from ._store_show import describe_store, plot_store
 from ._retry import RetryPolicy
-from ._shot_compiler import ShotCompiler, compile_shots
 from ._shot_runner import ShotRunner
 from ._store_writer import ShotStoreWriter
 
@@ -57,3 +55,24 @@ __all__ = [
     "StoreShapeError",
     "StoreSpecMismatchError",
 ]
+
+# The Prefect tasks load on first use, so that compile worker processes
+# (which import tasks._compile_worker) start without importing Prefect.
+_LAZY = {
+    "ExecutionTurn": "._execute_shots",
+    "ShotGate": "._execute_shots",
+    "execute_shots": "._execute_shots",
+    "ShotCompiler": "._shot_compiler",
+    "compile_shots": "._shot_compiler",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
