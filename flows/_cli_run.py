@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import json
 
@@ -24,7 +25,21 @@ __all__: list[str] = []
 _err = Console(stderr=True)
 
 
+def _quiet_prefect() -> None:
+    """Keep the terminal for the sequence: Prefect's per-task lines go to debug level.
+
+    Without ``PREFECT_API_URL`` Prefect starts a throwaway server for this run;
+    its shutdown chatter (and anonymous usage reports) are switched off unless
+    the user configured them.
+    """
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
+    _quiet_prefect()
     from ._run_sequence import run_sequence
 
     console = Console(stderr=True)
