@@ -43,10 +43,18 @@ class ShotExchange:
     ``device_names`` are the devices that run in this shot: the barrier opens
     when each of them has called :meth:`ShotContext.wait_all_devices_ready` or
     has been marked finished (:meth:`mark_finished`, done by :meth:`run`).
-    Single-use: create a new exchange for each shot attempt.
+    Single-use: create a new exchange for each shot attempt. ``on_trigger``, if
+    given, is called once, synchronously, when the barrier opens (the engine uses
+    it to schedule its own bookkeeping while the shot plays, not while it is set up).
     """
 
-    def __init__(self, shot_index: int, parameters: Mapping[str, Any], device_names: Collection[str]) -> None:
+    def __init__(
+        self,
+        shot_index: int,
+        parameters: Mapping[str, Any],
+        device_names: Collection[str],
+        on_trigger: Callable[[], None] | None = None,
+    ) -> None:
         names = tuple(device_names)
         if len(set(names)) != len(names):
             raise ValueError(f"shot {shot_index}: duplicate device names in {names!r}")
@@ -61,6 +69,7 @@ class ShotExchange:
         self._data: dict[str, Any] = {}
         self._data_events: dict[str, anyio.Event] = {}
         self._contexts: dict[str, ShotContext] = {}
+        self._on_trigger = on_trigger
 
     @property
     def data(self) -> dict[str, Any]:
@@ -110,6 +119,8 @@ class ShotExchange:
             self.trigger_time = anyio.current_time()
             logger.debug("shot %d triggered", self.shot_index)
             self._all_ready.set()
+            if self._on_trigger is not None:
+                self._on_trigger()
 
     def _signal(self, key: str, value: Any) -> None:
         self._data[key] = value

@@ -47,13 +47,14 @@ class PipelineOutcome:
 
 
 class _Batch:
-    __slots__ = ("compiled", "error", "ready", "shots")
+    __slots__ = ("compiled", "error", "ready", "scope", "shots")
 
     def __init__(self, shots: list[Shot]) -> None:
         self.shots = shots
         self.compiled: list[CompiledShot] | None = None
         self.error: ShotCompilationError | None = None
         self.ready = anyio.Event()
+        self.scope = CancelScope()
 
     @property
     def first(self) -> int:
@@ -69,9 +70,11 @@ def _batched(shots: Iterable[Shot], size: int) -> Iterator[list[Shot]]:
 class ShotPipeline:
     """Runs shots through compile -> execute -> store (see the module docstring).
 
-    :meth:`run` returns a :class:`PipelineOutcome`: on a compile error the
-    running shot finishes and is stored, shots compiled ahead are discarded,
-    pending compile tasks cancelled, and ``compile_error`` is set. A shot that
+    :meth:`run` returns a :class:`PipelineOutcome`: on a compile error at shot
+    ``n`` the shots before ``n`` still run and are stored (whatever the lookahead,
+    so the completed shots are exactly ``0..n-1``; with ``shots_per_task`` > 1,
+    up to the first shot of the failing batch), nothing after it starts, the
+    compile tasks of later shots are cancelled, and ``compile_error`` is set. A shot that
     fails on a device raises ``ShotExecutionError`` (every other stage is
     cancelled). Cancelling the caller cancels every stage.
     """
@@ -94,6 +97,8 @@ class ShotPipeline:
         self._batch = shots_per_task
         self._gate = ShotGate()
         self._compile_error: ShotCompilationError | None = None
+        self._compiling: list[_Batch] = []
+        self._stop_producing = CancelScope()
         self.completed = 0
         self.running_index: int | None = None
         self.max_compiled_ahead = 0
@@ -111,33 +116,38 @@ class ShotPipeline:
         return PipelineOutcome(self.completed, self._compile_error)
 
     async def _produce(self, send: anyio.abc.ObjectSendStream[_Batch], slots: anyio.Semaphore) -> None:
-        created: list[_Batch] = []
+        created = self._compiling
         try:
             async with send, anyio.create_task_group() as tg:
-                for shots in _batched(self._shots, self._batch):
-                    await slots.acquire()
-                    batch = _Batch(shots)
-                    created.append(batch)
-                    if self.running_index is not None:
-                        ahead = shots[-1].index - self.running_index
-                        self.max_compiled_ahead = max(self.max_compiled_ahead, ahead)
-                    tg.start_soon(self._compile, batch, tg.cancel_scope, name=f"compile {batch.first}")
-                    await send.send(batch)
-                    created = [b for b in created if not b.ready.is_set()]
+                with self._stop_producing:
+                    for shots in _batched(self._shots, self._batch):
+                        await slots.acquire()
+                        batch = _Batch(shots)
+                        created.append(batch)
+                        if self.running_index is not None:
+                            ahead = shots[-1].index - self.running_index
+                            self.max_compiled_ahead = max(self.max_compiled_ahead, ahead)
+                        tg.start_soon(self._compile, batch, name=f"compile {batch.first}")
+                        await send.send(batch)
+                        created[:] = [b for b in created if not b.ready.is_set()]
         finally:
             for batch in created:
                 batch.ready.set()
 
-    async def _compile(self, batch: _Batch, scope: CancelScope) -> None:
+    async def _compile(self, batch: _Batch) -> None:
         try:
-            batch.compiled = await compile_shots(first=batch.first, shots=batch.shots, compiler=self._compiler)
+            with batch.scope:
+                batch.compiled = await compile_shots(first=batch.first, shots=batch.shots, compiler=self._compiler)
         except ShotCompilationError as error:
             batch.error = error
             if self._compile_error is None or error.shot_index < self._compile_error.shot_index:
                 self._compile_error = error
-            logger.error("compilation failed, no new shot will start: %s", error)
-            self._gate.close()
-            scope.cancel()
+            logger.error("compilation failed; the shots before it still run, none after it: %s", error)
+            # the shots before the failing one run (the result does not depend on the lookahead); later ones never do
+            self._stop_producing.cancel()
+            for other in self._compiling:
+                if other.first > error.shot_index:
+                    other.scope.cancel()
         finally:
             batch.ready.set()
 
@@ -145,11 +155,14 @@ class ShotPipeline:
         async with anyio.create_task_group() as tg:
             async for batch in receive:
                 await batch.ready.wait()
-                if batch.compiled is None or self._gate.closed:
+                failed = self._compile_error
+                if batch.compiled is None or self._gate.closed or (failed and batch.first >= failed.shot_index):
                     break
                 turn = self._gate.admit()
                 tg.start_soon(self._execute, batch.compiled, turn, name=f"execute {batch.first}")
                 await turn.started.wait()
+                # begin the next task runs (Prefect bookkeeping) once this shot plays, not during its set-up
+                await turn.triggered.wait()
                 self.running_index = batch.first
                 slots.release()
 

@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Cancelled, State
 
 from ._compiled import CompiledShot
-from ._records import ShotRecord
 from ._errors import ShotExecutionError
+from ._records import ShotRecord
 from ._shot_runner import ShotRunner
 
 __all__ = ["ExecutionTurn", "ShotGate", "execute_shots"]
@@ -26,7 +26,10 @@ class ExecutionTurn:
     def __init__(self, gate: ShotGate, previous: anyio.Event) -> None:
         self._gate = gate
         self._previous = previous
+        self._next: ExecutionTurn | None = None
         self.started = anyio.Event()
+        self.triggered = anyio.Event()
+        """Set when this turn's first shot is triggered (its devices all ready), or when the turn ends."""
         self.finished = anyio.Event()
 
     async def wait(self) -> bool:
@@ -43,10 +46,24 @@ class ExecutionTurn:
         """Whether the sequence is stopping (no new shot may start)."""
         return self._gate.closed
 
+    def trigger(self) -> None:
+        """Record that a shot of this turn was triggered (idempotent)."""
+        self.triggered.set()
+
     def finish(self) -> None:
         """Let the next turn start (idempotent)."""
         self.started.set()
+        self.triggered.set()
         self.finished.set()
+
+    async def wait_next_triggered(self) -> None:
+        """Wait until the turn admitted after this one has triggered its shot or ended; no wait if none.
+
+        Work done after this (Prefect's end-of-task bookkeeping, waking the store
+        writer) then overlaps the next shot's play instead of delaying its set-up.
+        """
+        if self._next is not None:
+            await self._next.triggered.wait()
 
 
 class ShotGate:
@@ -58,14 +75,20 @@ class ShotGate:
     """
 
     def __init__(self) -> None:
-        self._last = anyio.Event()
-        self._last.set()
+        self._last: ExecutionTurn | None = None
         self.closed = False
 
     def admit(self) -> ExecutionTurn:
         """The next turn in line."""
-        turn = ExecutionTurn(self, self._last)
-        self._last = turn.finished
+        previous = self._last
+        if previous is None:
+            ready = anyio.Event()
+            ready.set()
+            turn = ExecutionTurn(self, ready)
+        else:
+            turn = ExecutionTurn(self, previous.finished)
+            previous._next = turn
+        self._last = turn
         return turn
 
     def close(self) -> None:
@@ -104,16 +127,22 @@ async def execute_shots(
             if position and turn.closed:
                 break
             try:
-                record = await runner.run(compiled)
+                record = await runner.run(compiled, on_trigger=turn.trigger)
             except ShotExecutionError as error:
                 turn.finish()
                 if error.record is not None:
                     await store(error.record)
                 raise
-            if position == len(shots) - 1:
-                turn.finish()  # the next turn's shot starts now; storing this one overlaps it
-            await store(record)
             done += 1
+            if position < len(shots) - 1:
+                await store(record)
+                continue
+            turn.finish()  # the next turn's shot starts now
+            try:
+                # storing this shot and ending this task run overlap the next shot's play
+                await turn.wait_next_triggered()
+            finally:
+                await store(record)
     finally:
         turn.finish()
     return done

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -47,10 +47,10 @@ class ShotRunner:
         self._retry = retry
         self._block_warning = block_warning
 
-    async def run(self, compiled: CompiledShot) -> ShotRecord:
+    async def run(self, compiled: CompiledShot, *, on_trigger: Callable[[], None] | None = None) -> ShotRecord:
         """Run ``compiled`` until it succeeds or fails for good.
 
-        Returns the completed :class:`ShotRecord`. Raises :class:`ShotExecutionError`
+        ``on_trigger`` is called when an attempt's devices are all ready (the trigger). Returns the completed :class:`ShotRecord`. Raises :class:`ShotExecutionError`
         (with the failed record and the device error chained) after the last attempt.
         """
         start = time.time()
@@ -58,7 +58,7 @@ class ShotRunner:
         while True:
             attempt += 1
             try:
-                data = await self._attempt(compiled)
+                data = await self._attempt(compiled, on_trigger)
             except DeviceError as error:
                 if self._retry.should_retry(error, attempt):
                     logger.warning("shot %d attempt %d failed, retrying: %s", compiled.index, attempt, error)
@@ -87,9 +87,9 @@ class ShotRunner:
                 attempts=attempt,
             )
 
-    async def _attempt(self, compiled: CompiledShot) -> dict[str, Any]:
+    async def _attempt(self, compiled: CompiledShot, on_trigger: Callable[[], None] | None) -> dict[str, Any]:
         names = list(compiled.instructions)
-        exchange = ShotExchange(compiled.index, compiled.shot.parameters, names)
+        exchange = ShotExchange(compiled.index, compiled.shot.parameters, names, on_trigger)
         running = set(names)
 
         async def run_one(name: str) -> None:
