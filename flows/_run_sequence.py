@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 CANCEL_POLL_INTERVAL = 1.0
 """Seconds between two checks of the flow run's state for a cancellation request."""
+SUMMARY_TIMEOUT = 10.0
+"""Seconds allowed for publishing the summary artifact."""
 RESULTS_ROOT_ENV = "SHOTFLOW_RESULTS_ROOT"
 """When set (deployments, API runs), every store must lie inside this folder."""
 
@@ -142,46 +145,65 @@ def _summary_markdown(result: SequenceResult, duration: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-@flow(name="run-sequence", log_prints=False, validate_parameters=True)
-async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: bool = False) -> SequenceResult:
-    """Run a sequence: initialise its devices, compile and execute every shot, store the results.
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a run needs, computed before any instrument is touched."""
 
-    ``store`` is the zarr folder to write (default ``<storage.root>/<name>/<time>.zarr``);
-    ``resume`` continues an interrupted store from its first shot that is not completed.
-    Returns a :class:`SequenceResult` when the sequence finishes. A failed sequence
-    raises :class:`SequenceFailedError` (the flow run ends Failed); an interrupted
-    one ends the flow run Cancelled. In every case the devices are exited and the
-    completed shots are durable in the store.
-    """
-    run_logger = get_run_logger()
-    lifecycle = Lifecycle(spec.name, run_logger)
-    started = time.monotonic()
+    spec: SequenceSpec
+    store: Path
+    calibrated: dict[str, str]
+    runtime: SequenceRuntime
+    compilers: dict[str, DeviceCompiler]
+    expected: int | None
+    shot_timeout: float
+
+
+async def _plan(spec: SequenceSpec, store: str | None) -> _Plan:
     results_root = os.environ.get(RESULTS_ROOT_ENV)
     store_path = resolve_store_path(
         spec, results_root=Path(results_root) if results_root else None, store=Path(store) if store else None
     )
     calibrated = await load_calibrated(spec)
     runtime = SequenceRuntime(spec, calibrated=calibrated)
-    compilers = _build_compilers(spec, runtime)
-    expected = count_shots(spec)
+    return _Plan(
+        spec=spec,
+        store=store_path,
+        calibrated=calibrated,
+        runtime=runtime,
+        compilers=_build_compilers(spec, runtime),
+        expected=count_shots(spec, calibrated=calibrated),
+        shot_timeout=runtime.evaluate(spec.execution.shot_timeout, unit="s"),
+    )
+
+
+@dataclass
+class _Outcome:
+    state: SequenceState
+    error: dict[str, Any] | None
+    failure: BaseException | None
+    completed: int
+    interrupt_reason: str | None
+
+
+async def _execute(plan: _Plan, resume: bool, lifecycle: Lifecycle) -> _Outcome:
+    """Store, devices, pipeline; the one cleanup path records the final state in the store."""
+    spec = plan.spec
     interrupt = _Interrupt()
     failure: BaseException | None = None
-    completed = 0
     lifecycle.move(Phase.INITIALIZING)
-
     async with ShotStoreWriter.open(
-        store_path,
+        plan.store,
         spec_json=spec.model_dump_json(),
-        expected_shots=expected,
-        parameter_units=parameter_units(spec),
+        expected_shots=plan.expected,
+        parameter_units=parameter_units(spec, calibrated=plan.calibrated),
         resume=resume,
     ) as writer:
-        run_logger.info("sequence %s: writing to %s", spec.name, store_path)
+        logger.info("sequence %s: writing to %s", spec.name, plan.store)
         already = writer.completed
-        shots = (s for s in iter_shots(spec, calibrated=calibrated) if s.index not in already)
+        shots = (s for s in iter_shots(spec, calibrated=plan.calibrated) if s.index not in already)
         pipeline: ShotPipeline | None = None
         reporter = ProgressReporter(
-            expected, lambda: len(already) + (pipeline.completed if pipeline is not None else 0)
+            plan.expected, lambda: len(already) + (pipeline.completed if pipeline is not None else 0)
         )
         try:
             with interrupt.scope:
@@ -193,15 +215,10 @@ async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: boo
                         name: get_device_type(spec.devices[name].type).device(
                             **compiler.compile_initialization_parameters()
                         )
-                        for name, compiler in compilers.items()
+                        for name, compiler in plan.compilers.items()
                     }
-                    await stack.enter_async_context(  # released after every device has exited
-                        device_lock(
-                            compilers, mode=spec.execution.device_lock, timeout=spec.execution.device_lock_timeout
-                        )
-                    )
                     compiler = await stack.enter_async_context(
-                        ShotCompiler.open(compilers, workers=spec.execution.compile_workers)
+                        ShotCompiler.open(plan.compilers, workers=spec.execution.compile_workers)
                     )
                     async with anyio.create_task_group() as setup:
                         setup.start_soon(compiler.warm_up)
@@ -212,7 +229,7 @@ async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: boo
                     runner = ShotRunner(
                         entered,
                         controllers,
-                        timeout=runtime.evaluate(spec.execution.shot_timeout, unit="s"),
+                        timeout=plan.shot_timeout,
                         retry=RetryPolicy(
                             max_attempts=spec.execution.retry.max_attempts,
                             retry_on=frozenset(spec.execution.retry.retry_on),
@@ -228,57 +245,82 @@ async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: boo
                     )
                     lifecycle.move(Phase.RUNNING)
                     outcome = await pipeline.run()
-                    completed = pipeline.completed
                     if outcome.compile_error is not None:
                         lifecycle.move(Phase.STOPPING)
                         failure = outcome.compile_error
                     watchers.cancel_scope.cancel()
-        except BaseException as error:  # classified below, then re-raised if not ours
+        except BaseException as error:  # classified by _final_state; foreign cancellation re-raised later
             failure = first_error(error)
         finally:
             state, error_record = _final_state(failure, interrupt)
             lifecycle.move(
-                {
-                    SequenceState.FINISHED: Phase.FINISHED,
-                    SequenceState.INTERRUPTED: Phase.INTERRUPTED,
-                }.get(state, Phase.FAILED)
+                {SequenceState.FINISHED: Phase.FINISHED, SequenceState.INTERRUPTED: Phase.INTERRUPTED}.get(
+                    state, Phase.FAILED
+                )
             )
             with anyio.CancelScope(shield=True):
                 await writer.finish(state, error_record)
                 await reporter.finish()
-            completed = len(writer.completed)
+        return _Outcome(state, error_record, failure, len(writer.completed), interrupt.reason)
 
-    result = SequenceResult(
-        store=str(store_path),
-        state=str(state),
-        completed_shots=completed,
-        expected_shots=expected,
-        error=error_record,
-    )
-    with anyio.CancelScope(shield=True):
+
+async def _publish_summary(result: SequenceResult, duration: float) -> None:
+    with anyio.CancelScope(shield=True), anyio.move_on_after(SUMMARY_TIMEOUT):
         try:
             await acreate_markdown_artifact(
-                _summary_markdown(result, time.monotonic() - started),
-                key="sequence-summary",
-                description=f"sequence {spec.name}",
+                _summary_markdown(result, duration), key="sequence-summary", description=f"sequence {result.store}"
             )
-        except Exception as exc:
-            run_logger.warning("could not publish the summary artifact: %s", exc)
+        except Exception as exc:  # the store, not Prefect, is the record
+            logger.warning("could not publish the summary artifact: %s", exc)
+
+
+@flow(name="run-sequence", log_prints=False, validate_parameters=True, persist_result=True)
+async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: bool = False) -> SequenceResult:
+    """Run a sequence: initialise its devices, compile and execute every shot, store the results.
+
+    ``store`` is the zarr folder to write (default ``<storage.root>/<name>/<time>.zarr``);
+    ``resume`` continues an interrupted store from its first shot that is not completed.
+    Everything that can be checked without instruments is checked first (paths,
+    calibrated values, compilers); then the devices' hardware locks are taken
+    (waiting or failing fast with :class:`DeviceBusyError`, per ``execution.device_lock``).
+    Returns a :class:`SequenceResult` when the sequence finishes. A failed sequence
+    raises :class:`SequenceFailedError` (the flow run ends Failed); an interrupted
+    one ends the flow run Cancelled. In every case the devices are exited and the
+    completed shots are durable in the store.
+    """
+    run_logger = get_run_logger()
+    started = time.monotonic()
+    lifecycle = Lifecycle(spec.name, run_logger)
+    plan = await _plan(spec, store)
+    async with device_lock(plan.compilers, mode=spec.execution.device_lock, timeout=spec.execution.device_lock_timeout):
+        outcome = await _execute(plan, resume, lifecycle)
+    result = SequenceResult(
+        store=str(plan.store),
+        state=str(outcome.state),
+        completed_shots=outcome.completed,
+        expected_shots=plan.expected,
+        error=outcome.error,
+    )
+    await _publish_summary(result, time.monotonic() - started)
     run_logger.info(
         "sequence %s %s: %d/%s shots in %s",
         spec.name,
-        state,
-        completed,
-        expected if expected is not None else "?",
-        store_path,
+        outcome.state,
+        outcome.completed,
+        plan.expected if plan.expected is not None else "?",
+        plan.store,
     )
-    if isinstance(failure, anyio.get_cancelled_exc_class()) and interrupt.reason is None:
+    failure = outcome.failure
+    if isinstance(failure, anyio.get_cancelled_exc_class()) and outcome.interrupt_reason is None:
         raise failure  # cancelled from outside this flow: propagate once cleaned up
-    if state == SequenceState.INTERRUPTED:
-        return Cancelled(message=f"sequence interrupted ({interrupt.reason}); {completed} shots kept in {store_path}")  # type: ignore[return-value]
-    if state == SequenceState.FAILED:
-        assert failure is not None
-        raise SequenceFailedError(result.error["message"] if result.error else "failed", result) from failure
+    if outcome.state == SequenceState.INTERRUPTED:
+        reason = outcome.interrupt_reason or type(failure).__name__
+        message = f"sequence interrupted ({reason}); {outcome.completed} shots kept in {plan.store}"
+        return Cancelled(message=message, data=result)  # type: ignore[return-value]
+    if outcome.state == SequenceState.FAILED:
+        raise SequenceFailedError(
+            f"{result.error['message'] if result.error else 'failed'} (store: {plan.store})", result
+        ) from failure
     return result
 
 
