@@ -25,24 +25,29 @@ __all__: list[str] = []
 _err = Console(stderr=True)
 
 
-def _quiet_prefect() -> None:
+def _quiet_prefect(live_bar: bool) -> None:
     """Keep the terminal for the sequence: Prefect's per-task lines go to debug level.
+
+    With the live progress bar, Prefect's console shows warnings and errors only
+    (its handler writes around the bar); the run's logs still reach the server.
 
     Without ``PREFECT_API_URL`` Prefect starts a throwaway server for this run;
     its shutdown chatter (and anonymous usage reports) are switched off unless
     the user configured them.
     """
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    if live_bar:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
-    _quiet_prefect()
+    console = Console(stderr=True)
+    _quiet_prefect(live_bar=console.is_terminal)
     from ._run_sequence import run_sequence
 
-    console = Console(stderr=True)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
