@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -31,7 +32,14 @@ from pydantic import BaseModel, Field
 from tasks import open_sequence
 
 from ._calibrated import store_calibrated
-from ._calibration_fit import FitQuality, LineFit, atom_numbers, check_fit, fit_lorentzian, fit_rabi
+from ._calibration_fit import (
+    FitQuality,
+    LineFit,
+    atom_numbers,
+    check_fit,
+    fit_lorentzian,
+    fit_rabi,
+)
 from ._errors import CalibrationError
 from ._run_sequence import SequenceResult, run_sequence
 from ._spec import SequenceSpec
@@ -66,14 +74,24 @@ def _load(store: str, variable: str, data: str) -> _Analysis:
     ds = open_sequence(store)
     if variable not in ds.coords:
         known = ", ".join(sorted(str(c) for c in ds.coords if c != "shot"))
-        raise CalibrationError(variable, f"the scan has no parameter {variable!r} (it has: {known})")
+        raise CalibrationError(
+            variable, f"the scan has no parameter {variable!r} (it has: {known})"
+        )
     if data not in ds.data_vars:
         known = ", ".join(sorted(str(v) for v in ds.data_vars))
-        raise CalibrationError(variable, f"the scan recorded no data {data!r} (it has: {known})")
+        raise CalibrationError(
+            variable, f"the scan recorded no data {data!r} (it has: {known})"
+        )
     x = np.asarray(ds[variable].values, dtype=float)
     values = np.asarray(ds[data].values)
-    y = atom_numbers(values) if values.ndim == 3 else values.reshape(len(x), -1).sum(axis=1).astype(float)
-    return _Analysis(x=x.tolist(), y=y.tolist(), unit=str(ds[variable].attrs.get("units", "")))
+    y = (
+        atom_numbers(values)
+        if values.ndim == 3
+        else values.reshape(len(x), -1).sum(axis=1).astype(float)
+    )
+    return _Analysis(
+        x=x.tolist(), y=y.tolist(), unit=str(ds[variable].attrs.get("units", ""))
+    )
 
 
 def _plot_png(analysis: _Analysis, fit: LineFit | None, title: str) -> bytes:
@@ -97,12 +115,23 @@ def _plot_png(analysis: _Analysis, fit: LineFit | None, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def _report(name: str, analysis: _Analysis, fit: LineFit | None, problem: str | None, store: str) -> str:
+def _report(
+    name: str, analysis: _Analysis, fit: LineFit | None, problem: str | None, store: str
+) -> str:
     verdict = "accepted" if problem is None else f"rejected: {problem}"
-    lines = [f"# Calibration `{name}`: {verdict}", "", "| | |", "|---|---|", f"| store | `{store}` |"]
+    lines = [
+        f"# Calibration `{name}`: {verdict}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| store | `{store}` |",
+    ]
     if fit is not None:
         lines.append(f"| R^2 | {fit.r_squared:.4f} |")
-        lines += [f"| {n} | {v:.6g} ± {e:.2g} |" for n, v, e in zip(fit.names, fit.values, fit.errors)]
+        lines += [
+            f"| {n} | {v:.6g} ± {e:.2g} |"
+            for n, v, e in zip(fit.names, fit.values, fit.errors)
+        ]
     image = base64.b64encode(_plot_png(analysis, fit, name)).decode("ascii")
     lines += ["", f"![fit](data:image/png;base64,{image})", ""]
     return "\n".join(lines)
@@ -120,31 +149,57 @@ async def _calibrate(
     run_logger = get_run_logger()
     state = await run_sequence(spec, return_state=True)
     if state.is_cancelled():
-        return Cancelled(message=f"calibration {name!r}: the scan was interrupted; nothing stored")
+        return Cancelled(
+            message=f"calibration {name!r}: the scan was interrupted; nothing stored"
+        )
     if not state.is_completed():
         raise CalibrationError(name, f"the scan did not finish ({state.message})")
     scan: SequenceResult = await state.aresult()
 
-    def analyse() -> tuple[_Analysis, LineFit | None, tuple[float, float, str | None], str]:
+    def analyse() -> tuple[LineFit | None, float, float, str | None, str]:
         analysis = _load(scan.store, variable, data)
         fit = fitter(np.asarray(analysis.x), np.asarray(analysis.y))
-        value, error, problem = evaluate(fit) if fit is not None else (float("nan"), float("nan"), None)
-        problem = problem if fit is not None else "the fit did not converge"
-        return analysis, fit, (value, error, problem), _report(name, analysis, fit, problem, scan.store)
+        value, error, problem = (
+            evaluate(fit)
+            if fit is not None
+            else (math.nan, math.nan, "the fit did not converge")
+        )
+        return (
+            fit,
+            value,
+            error,
+            problem,
+            _report(name, analysis, fit, problem, scan.store),
+        )
 
-    analysis, fit, (value, error, problem), report = await anyio.to_thread.run_sync(analyse)
+    fit, value, error, problem, report = await anyio.to_thread.run_sync(analyse)
     try:
         await acreate_markdown_artifact(
-            report, key="calibration-" + re.sub(r"[^a-z0-9-]", "-", name.lower()), description=f"calibration {name}"
+            report,
+            key="calibration-" + re.sub(r"[^a-z0-9-]", "-", name.lower()),
+            description=f"calibration {name}",
         )
-    except Exception as exc:  # the report must not decide the calibration
+    except Exception as exc:  # noqa: BLE001 - the report must not decide the calibration
         run_logger.warning("could not publish the calibration report: %s", exc)
     if problem is not None or fit is None:
-        raise CalibrationError(name, f"{problem}; the previous value of calibrated.{name} is kept")
+        raise CalibrationError(
+            name, f"{problem}; the previous value of calibrated.{name} is kept"
+        )
     context = FlowRunContext.get()
-    flow_run = str(context.flow_run.id) if context is not None and context.flow_run is not None else None
+    flow_run = (
+        str(context.flow_run.id)
+        if context is not None and context.flow_run is not None
+        else None
+    )
     record = await store_calibrated(name, value, unit, error, flow_run)
-    run_logger.info("calibrated.%s = %.9g ± %.2g %s (R^2 %.4f)", name, value, error, unit, fit.r_squared)
+    run_logger.info(
+        "calibrated.%s = %.9g ± %.2g %s (R^2 %.4f)",
+        name,
+        value,
+        error,
+        unit,
+        fit.r_squared,
+    )
     return CalibrationResult(
         name=name,
         value=value,
@@ -160,11 +215,22 @@ async def _calibrate(
 @flow(name="calibrate-resonance", validate_parameters=True)
 async def calibrate_resonance(
     spec: SequenceSpec,
-    variable: Annotated[str, Field(description="The scanned frequency parameter (in Hz).")] = "detuning",
-    data: Annotated[str, Field(description="The image data whose atom number is fitted.")] = "camera.atoms",
-    name: Annotated[str, Field(pattern=_NAME, description="Stored as calibrated.NAME.")] = "resonance",
+    variable: Annotated[
+        str, Field(description="The scanned frequency parameter (in Hz).")
+    ] = "detuning",
+    data: Annotated[
+        str, Field(description="The image data whose atom number is fitted.")
+    ] = "camera.atoms",
+    name: Annotated[
+        str, Field(pattern=_NAME, description="Stored as calibrated.NAME.")
+    ] = "resonance",
     min_r_squared: Annotated[float, Field(ge=0, le=1)] = 0.8,
-    max_relative_error: Annotated[float, Field(gt=0, description="Largest center error, as a fraction of the linewidth.")] = 0.1,
+    max_relative_error: Annotated[
+        float,
+        Field(
+            gt=0, description="Largest center error, as a fraction of the linewidth."
+        ),
+    ] = 0.1,
 ) -> CalibrationResult:
     """Run ``spec`` (a frequency scan), fit a Lorentzian to the atom number, store its center.
 
@@ -175,7 +241,9 @@ async def calibrate_resonance(
     fails) and the previous value is kept. A failed scan fails the calibration;
     an interrupted one ends it Cancelled.
     """
-    quality = FitQuality(min_r_squared=min_r_squared, max_relative_error=max_relative_error)
+    quality = FitQuality(
+        min_r_squared=min_r_squared, max_relative_error=max_relative_error
+    )
 
     def evaluate(fit: LineFit) -> tuple[float, float, str | None]:
         problem = check_fit(fit, "center", fit.value("width"), fit_span[0], quality)
@@ -195,18 +263,28 @@ async def calibrate_resonance(
 @flow(name="calibrate-rabi", validate_parameters=True)
 async def calibrate_rabi(
     spec: SequenceSpec,
-    variable: Annotated[str, Field(description="The scanned pulse duration (in s).")] = "pulse_duration",
-    data: Annotated[str, Field(description="The image data whose atom number is fitted.")] = "camera.atoms",
-    name: Annotated[str, Field(pattern=_NAME, description="Stored as calibrated.NAME.")] = "pi_pulse",
+    variable: Annotated[
+        str, Field(description="The scanned pulse duration (in s).")
+    ] = "pulse_duration",
+    data: Annotated[
+        str, Field(description="The image data whose atom number is fitted.")
+    ] = "camera.atoms",
+    name: Annotated[
+        str, Field(pattern=_NAME, description="Stored as calibrated.NAME.")
+    ] = "pi_pulse",
     min_r_squared: Annotated[float, Field(ge=0, le=1)] = 0.8,
-    max_relative_error: Annotated[float, Field(gt=0, description="Largest pi-time error, as a fraction of it.")] = 0.05,
+    max_relative_error: Annotated[
+        float, Field(gt=0, description="Largest pi-time error, as a fraction of it.")
+    ] = 0.05,
 ) -> CalibrationResult:
     """Run ``spec`` (a pulse-duration scan), fit a Rabi flop, store the pi-pulse time ``1 / (2 f)``.
 
     Same quality checks as :func:`calibrate_resonance` (the pi time must lie
     inside the scan, its error below ``max_relative_error`` of it).
     """
-    quality = FitQuality(min_r_squared=min_r_squared, max_relative_error=max_relative_error)
+    quality = FitQuality(
+        min_r_squared=min_r_squared, max_relative_error=max_relative_error
+    )
     span: list[tuple[float, float]] = []
 
     def fitter(t: np.ndarray, y: np.ndarray) -> LineFit | None:

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
-__all__ = ["FitQuality", "LineFit", "atom_numbers", "check_fit", "fit_lorentzian", "fit_rabi", "lorentzian", "rabi"]
+__all__ = [
+    "FitQuality",
+    "LineFit",
+    "atom_numbers",
+    "check_fit",
+    "fit_lorentzian",
+    "fit_rabi",
+    "lorentzian",
+    "rabi",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +38,9 @@ def atom_numbers(images: np.ndarray) -> np.ndarray:
     """
     data = np.asarray(images, dtype=float)
     if data.ndim != 3:
-        raise ValueError(f"expected images of shape (shot, rows, cols), got {data.shape}")
+        raise ValueError(
+            f"expected images of shape (shot, rows, cols), got {data.shape}"
+        )
     border = np.concatenate(
         [data[:, 0, :], data[:, -1, :], data[:, 1:-1, 0], data[:, 1:-1, -1]], axis=1
     )
@@ -37,12 +48,16 @@ def atom_numbers(images: np.ndarray) -> np.ndarray:
     return (data - background[:, None, None]).sum(axis=(1, 2))
 
 
-def lorentzian(x: np.ndarray, center: float, width: float, amplitude: float, offset: float) -> np.ndarray:
+def lorentzian(
+    x: np.ndarray, center: float, width: float, amplitude: float, offset: float
+) -> np.ndarray:
     """``amplitude / (1 + (2 (x - center) / width)^2) + offset`` (``width`` is the FWHM)."""
     return amplitude / (1.0 + (2.0 * (x - center) / width) ** 2) + offset
 
 
-def rabi(t: np.ndarray, frequency: float, amplitude: float, offset: float) -> np.ndarray:
+def rabi(
+    t: np.ndarray, frequency: float, amplitude: float, offset: float
+) -> np.ndarray:
     """``amplitude * sin^2(pi * frequency * t) + offset`` (full transfer at ``t = 1 / (2 frequency)``)."""
     return amplitude * np.sin(np.pi * frequency * t) ** 2 + offset
 
@@ -79,18 +94,30 @@ class FitQuality:
 
 
 def _fit(
-    model: Callable[..., np.ndarray], names: tuple[str, ...], x: np.ndarray, y: np.ndarray, guess: list[float]
+    model: Callable[..., np.ndarray],
+    names: tuple[str, ...],
+    x: np.ndarray,
+    y: np.ndarray,
+    guess: list[float],
 ) -> LineFit | None:
     try:
-        values, covariance = curve_fit(model, x, y, p0=guess, maxfev=MAX_FIT_EVALUATIONS)
+        values, covariance = curve_fit(
+            model, x, y, p0=guess, maxfev=MAX_FIT_EVALUATIONS
+        )
     except (RuntimeError, ValueError) as exc:  # no convergence, or degenerate data
         logger.info("fit did not converge: %s", exc)
         return None
-    errors = np.sqrt(np.diag(covariance)) if np.all(np.isfinite(covariance)) else np.full(len(values), math.inf)
+    errors = (
+        np.sqrt(np.diag(covariance))
+        if np.all(np.isfinite(covariance))
+        else np.full(len(values), math.inf)
+    )
     residual = float(np.sum((y - model(x, *values)) ** 2))
     total = float(np.sum((y - y.mean()) ** 2))
     r_squared = 1.0 - residual / total if total > 0 else 0.0
-    return LineFit(names, tuple(map(float, values)), tuple(map(float, errors)), r_squared, model)
+    return LineFit(
+        names, tuple(map(float, values)), tuple(map(float, errors)), r_squared, model
+    )
 
 
 def fit_lorentzian(x: np.ndarray, y: np.ndarray) -> LineFit | None:
@@ -99,8 +126,15 @@ def fit_lorentzian(x: np.ndarray, y: np.ndarray) -> LineFit | None:
     offset = float(np.percentile(y, 10))
     peak = int(np.argmax(y))
     above = x[y > offset + (y[peak] - offset) / 2]
-    width = float(above.max() - above.min()) if above.size > 1 else float(np.ptp(x)) / 10
-    guess = [float(x[peak]), max(width, float(np.ptp(x)) / max(len(x), 1)), float(y[peak]) - offset, offset]
+    width = (
+        float(above.max() - above.min()) if above.size > 1 else float(np.ptp(x)) / 10
+    )
+    guess = [
+        float(x[peak]),
+        max(width, float(np.ptp(x)) / max(len(x), 1)),
+        float(y[peak]) - offset,
+        offset,
+    ]
     return _fit(lorentzian, ("center", "width", "amplitude", "offset"), x, y, guess)
 
 
@@ -113,8 +147,18 @@ def fit_rabi(t: np.ndarray, y: np.ndarray) -> LineFit | None:
     spectrum = np.abs(np.fft.rfft(y - y.mean()))
     frequencies = np.fft.rfftfreq(len(y), step)
     # sin^2(pi f t) oscillates at f: the strongest component is at f
-    guess_f = float(frequencies[int(np.argmax(spectrum[1:])) + 1]) if len(spectrum) > 1 else 1.0 / np.ptp(t)
-    return _fit(rabi, ("frequency", "amplitude", "offset"), t, y, [guess_f, float(np.ptp(y)), float(y.min())])
+    guess_f = (
+        float(frequencies[int(np.argmax(spectrum[1:])) + 1])
+        if len(spectrum) > 1
+        else 1.0 / np.ptp(t)
+    )
+    return _fit(
+        rabi,
+        ("frequency", "amplitude", "offset"),
+        t,
+        y,
+        [guess_f, float(np.ptp(y)), float(y.min())],
+    )
 
 
 def check_fit(
@@ -134,14 +178,14 @@ def check_fit(
         return "the fit did not converge"
     value, error = fit.value(parameter), fit.error(parameter)
     if not all(math.isfinite(v) for v in fit.errors):
-        return "the fit's covariance is not finite (the data do not constrain the model)"
+        return (
+            "the fit's covariance is not finite (the data do not constrain the model)"
+        )
     if fit.r_squared < quality.min_r_squared:
         return f"R^2 = {fit.r_squared:.3f} is below {quality.min_r_squared} (the data do not follow the model)"
     low, high = min(scan), max(scan)
     if not low <= value <= high:
         return f"the fitted {parameter} {value:.6g} lies outside the scanned range [{low:.6g}, {high:.6g}]"
     if not error <= quality.max_relative_error * abs(scale):
-        return (
-            f"the {parameter}'s standard error {error:.3g} exceeds {quality.max_relative_error} x {abs(scale):.3g}"
-        )
+        return f"the {parameter}'s standard error {error:.3g} exceeds {quality.max_relative_error} x {abs(scale):.3g}"
     return None

@@ -38,7 +38,13 @@ from prefect.variables import Variable
 
 from ._errors import DeviceBusyError
 
-__all__ = ["LEASE_SECONDS", "LIMIT_PREFIX", "device_busy_report", "device_limit_name", "device_lock"]
+__all__ = [
+    "LEASE_SECONDS",
+    "LIMIT_PREFIX",
+    "device_busy_report",
+    "device_limit_name",
+    "device_lock",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +78,9 @@ async def _ensure_limits(client: PrefectClient, devices: list[str]) -> None:
             await client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             try:
-                await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
                 logger.info("created the concurrency limit %s", name)
             except ObjectAlreadyExists:
                 pass  # another run created it at the same time
@@ -84,7 +92,9 @@ async def device_busy_report(devices: Iterable[str]) -> dict[str, str]:
     async with get_client() as client:
         for device in sorted(set(devices)):
             try:
-                limit = await client.read_global_concurrency_limit_by_name(device_limit_name(device))
+                limit = await client.read_global_concurrency_limit_by_name(
+                    device_limit_name(device)
+                )
             except ObjectNotFound:
                 continue
             if limit.active_slots < limit.limit:
@@ -103,7 +113,13 @@ async def device_busy_report(devices: Iterable[str]) -> dict[str, str]:
 def _busy_message(busy: dict[str, str], fallback: list[str], why: str) -> str:
     if not busy:
         return f"{why}: devices {', '.join(fallback)} are in use by another run"
-    return why + ": " + "; ".join(f"device {device!r} is busy ({who})" for device, who in busy.items())
+    return (
+        why
+        + ": "
+        + "; ".join(
+            f"device {device!r} is busy ({who})" for device, who in busy.items()
+        )
+    )
 
 
 async def _acquire(
@@ -119,7 +135,11 @@ async def _acquire(
     while True:
         try:
             response = await client.increment_concurrency_slots_with_lease(
-                names=names, slots=1, mode="concurrency", lease_duration=LEASE_SECONDS, holder=holder
+                names=names,
+                slots=1,
+                mode="concurrency",
+                lease_duration=LEASE_SECONDS,
+                holder=holder,
             )
             return UUID(response.json()["lease_id"])
         except httpx.HTTPStatusError as exc:
@@ -129,12 +149,17 @@ async def _acquire(
         if mode == "fail":
             busy = await device_busy_report(devices)
             raise DeviceBusyError(
-                _busy_message(busy, devices, "execution.device_lock is 'fail'"), tuple(busy or devices)
+                _busy_message(busy, devices, "execution.device_lock is 'fail'"),
+                tuple(busy or devices),
             )
         if deadline is not None and time.monotonic() >= deadline:
             busy = await device_busy_report(devices)
             raise DeviceBusyError(
-                _busy_message(busy, devices, f"gave up after execution.device_lock_timeout = {timeout} s"),
+                _busy_message(
+                    busy,
+                    devices,
+                    f"gave up after execution.device_lock_timeout = {timeout} s",
+                ),
                 tuple(busy or devices),
             )
         if not announced:
@@ -158,18 +183,27 @@ class _LeaseKeeper:
     def __init__(self, lease_id: UUID) -> None:
         self.lease_id = lease_id
         self._stop = threading.Event()
-        context = contextvars.copy_context()  # same Prefect settings (API URL) as the run
+        context = (
+            contextvars.copy_context()
+        )  # same Prefect settings (API URL) as the run
         self._thread = threading.Thread(
-            target=context.run, args=(self._loop,), name=f"shotflow-lease-{lease_id}", daemon=True
+            target=context.run,
+            args=(self._loop,),
+            name=f"shotflow-lease-{lease_id}",
+            daemon=True,
         )
 
     def _loop(self) -> None:
         with get_client(sync_client=True) as client:
             while not self._stop.wait(RENEW_INTERVAL):
                 try:
-                    client.renew_concurrency_lease(self.lease_id, lease_duration=LEASE_SECONDS)
-                except Exception as exc:  # a server hiccup must not abort a running scan
-                    logger.warning("could not renew the device lease %s: %s", self.lease_id, exc)
+                    client.renew_concurrency_lease(
+                        self.lease_id, lease_duration=LEASE_SECONDS
+                    )
+                except Exception as exc:  # noqa: BLE001 - a server hiccup must not abort a running scan
+                    logger.warning(
+                        "could not renew the device lease %s: %s", self.lease_id, exc
+                    )
 
     def start(self) -> None:
         self._thread.start()
@@ -183,7 +217,7 @@ async def _record_holders(devices: list[str], holder: dict[str, Any]) -> None:
     for device in devices:
         try:
             await Variable.aset(_holder_variable(device), holder, overwrite=True)
-        except Exception as exc:  # only used to explain a busy device
+        except Exception as exc:  # noqa: BLE001 - only used to explain a busy device
             logger.debug("could not record the holder of %s: %s", device, exc)
 
 
@@ -210,8 +244,14 @@ async def device_lock(
     names = [device_limit_name(d) for d in wanted]
     context = FlowRunContext.get()
     flow_run = context.flow_run if context is not None else None
-    lease_holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run.id) if flow_run is not None else None
-    async with get_client() as client:  # not held across the yield: no open resources on the stack
+    lease_holder = (
+        ConcurrencyLeaseHolder(type="flow_run", id=flow_run.id)
+        if flow_run is not None
+        else None
+    )
+    async with (
+        get_client() as client
+    ):  # not held across the yield: no open resources on the stack
         await _ensure_limits(client, wanted)
         lease_id = await _acquire(client, names, wanted, mode, timeout, lease_holder)
     logger.info("holding devices %s (lease %s)", ", ".join(wanted), lease_id)
@@ -234,8 +274,10 @@ async def device_lock(
                 async with get_client() as client:
                     await client.release_concurrency_slots_with_lease(lease_id)
                 logger.info("released devices %s", ", ".join(wanted))
-            except Exception as exc:  # the lease then expires on the server
+            except Exception as exc:  # noqa: BLE001 - the lease then expires on the server
                 logger.warning(
                     "could not release devices %s (free again within %.0f s): %s",
-                    ", ".join(wanted), LEASE_SECONDS, exc,
+                    ", ".join(wanted),
+                    LEASE_SECONDS,
+                    exc,
                 )

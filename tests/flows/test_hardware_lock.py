@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _lab import events, lab_spec, read_journal
 from prefect import get_client
 
 from flows import SequenceSpec, device_limit_name, run_sequence
-
-from _lab import events, lab_spec, read_journal
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -20,7 +19,9 @@ def _span(journal: Path) -> tuple[float, float]:
     """Time the run's first device entered and its last device exited."""
     entries = read_journal(journal)
     enters, exits = events(entries, "enter"), events(entries, "exit")
-    assert enters and len(exits) == len(enters), f"devices not entered and exited: {entries}"
+    assert enters and len(exits) == len(enters), (
+        f"devices not entered and exited: {entries}"
+    )
     return min(e["time"] for e in enters), max(e["time"] for e in exits)
 
 
@@ -38,7 +39,11 @@ async def _wait_for_enter(journal: Path) -> None:
 
 async def _slots(device: str) -> int:
     async with get_client() as client:
-        return (await client.read_global_concurrency_limit_by_name(device_limit_name(device))).active_slots
+        return (
+            await client.read_global_concurrency_limit_by_name(
+                device_limit_name(device)
+            )
+        ).active_slots
 
 
 def test_two_runs_sharing_devices_never_overlap(tmp_path: Path) -> None:
@@ -47,7 +52,9 @@ def test_two_runs_sharing_devices_never_overlap(tmp_path: Path) -> None:
     second = lab_spec(shots=4, pulse="100 ms", journal=second_journal)
 
     async def both() -> list[Any]:
-        return await asyncio.gather(_run(first, tmp_path / "a.zarr"), _run(second, tmp_path / "b.zarr"))
+        return await asyncio.gather(
+            _run(first, tmp_path / "a.zarr"), _run(second, tmp_path / "b.zarr")
+        )
 
     states = asyncio.run(both())
     assert all(s.is_completed() for s in states), [s.message for s in states]
@@ -59,7 +66,12 @@ def test_two_runs_sharing_devices_never_overlap(tmp_path: Path) -> None:
 def test_fail_fast_names_the_busy_device_and_its_run(tmp_path: Path) -> None:
     first_journal, second_journal = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     first = lab_spec(shots=10, pulse="100 ms", journal=first_journal)
-    second = lab_spec(shots=2, journal=second_journal, execution={"device_lock": "fail"}, devices=("camera", "sequencer"))
+    second = lab_spec(
+        shots=2,
+        journal=second_journal,
+        execution={"device_lock": "fail"},
+        devices=("camera", "sequencer"),
+    )
 
     async def overlapping() -> tuple[Any, Any]:
         holder = asyncio.create_task(_run(first, tmp_path / "a.zarr"))
@@ -72,7 +84,9 @@ def test_fail_fast_names_the_busy_device_and_its_run(tmp_path: Path) -> None:
     assert refused.is_failed()
     message = refused.message
     assert "DeviceBusyError" in message
-    assert "device 'camera' is busy" in message and "device 'sequencer' is busy" in message
+    assert (
+        "device 'camera' is busy" in message and "device 'sequencer' is busy" in message
+    )
     assert "held by flow run" in message, message
     assert not read_journal(second_journal), "the refused run touched a device"
     assert not (tmp_path / "b.zarr").exists(), "a refused run creates no store"
@@ -81,7 +95,11 @@ def test_fail_fast_names_the_busy_device_and_its_run(tmp_path: Path) -> None:
 def test_wait_timeout_fails_with_the_busy_device(tmp_path: Path) -> None:
     first_journal = tmp_path / "a.jsonl"
     first = lab_spec(shots=12, pulse="100 ms", journal=first_journal)
-    second = lab_spec(shots=2, execution={"device_lock": "wait", "device_lock_timeout": 0.5}, devices=("rf",))
+    second = lab_spec(
+        shots=2,
+        execution={"device_lock": "wait", "device_lock_timeout": 0.5},
+        devices=("rf",),
+    )
 
     async def overlapping() -> tuple[Any, Any]:
         holder = asyncio.create_task(_run(first, tmp_path / "a.zarr"))

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,11 +45,19 @@ class Lab:
 
     def settings(self) -> contextlib.AbstractContextManager[object]:
         """Client settings pointing at this server, with the auth string."""
-        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+        from prefect.settings import (
+            PREFECT_API_AUTH_STRING,
+            PREFECT_API_URL,
+            temporary_settings,
+        )
 
-        return temporary_settings({PREFECT_API_URL: self.api_url, PREFECT_API_AUTH_STRING: AUTH})
+        return temporary_settings(
+            {PREFECT_API_URL: self.api_url, PREFECT_API_AUTH_STRING: AUTH}
+        )
 
-    def prefect(self, *args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def prefect(
+        self, *args: str, cwd: Path | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         """Run a ``prefect`` CLI command against this server; raises with its output when it fails."""
         done = subprocess.run(
             [sys.executable, "-m", "prefect", *args],
@@ -59,12 +66,17 @@ class Lab:
             capture_output=True,
             text=True,
             timeout=timeout,
+            check=False,
         )
         if done.returncode != 0:
-            raise AssertionError(f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
             [sys.executable, "-m", "prefect", *args],
@@ -103,7 +115,9 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
             if httpx.get(url + "/health", timeout=2).status_code == 200:
                 return
         time.sleep(0.5)
-    raise AssertionError(f"prefect server not healthy after {STARTUP_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+    raise AssertionError(
+        f"prefect server not healthy after {STARTUP_TIMEOUT} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 def start_lab() -> Lab:
@@ -116,7 +130,11 @@ def start_lab() -> Lab:
     (root / "logs").mkdir()
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SHOTFLOW_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "SHOTFLOW_"))
+    }
     env.update(
         PREFECT_HOME=str(root / "home"),
         PREFECT_API_URL=api_url,
@@ -136,7 +154,16 @@ def start_lab() -> Lab:
             PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
             PREFECT_SERVER_UI_ENABLED="false",
         )
-        server = lab.start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=server_env)
+        server = lab.start(
+            "server",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            env=server_env,
+        )
         _wait_healthy(api_url, server, lab.logs / "server.log")
         lab.prefect("work-pool", "create", "shotflow-pool", "--type", "process")
         lab.prefect("--no-prompt", "deploy", "--all")

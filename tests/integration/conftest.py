@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from _deploy_lab import Lab, start_lab, stop_lab
 
 
