@@ -109,6 +109,9 @@ class ShotCompiler:
             if isinstance(error, Exception):
                 raise error from None
             raise
+        # cancelled while the in-thread part ran (it is not abandoned), the in-process part was
+        # cancelled and the task group exits without raising: raise the cancellation, not a KeyError
+        await anyio.lowlevel.checkpoint_if_cancelled()
         ordered = {name: instructions[name] for name in self._compilers}
         return CompiledShot(shot, ordered)
 
