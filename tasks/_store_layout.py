@@ -248,6 +248,14 @@ class StoreArrays:
         group = zarr.open_group(
             str(path), mode="r+", zarr_format=3, use_consolidated=False
         )
+        arrays = cls(path, group, known_count=expected_shots is not None)
+        shapes = {a.shape[0] for a in arrays.arrays.values()}
+        target = max([*shapes, expected_shots or 0])
+        if (
+            len(shapes) > 1 or target != arrays.capacity
+        ):  # a killed resize, or a longer scan: repaired while the consolidated metadata stands
+            arrays.capacity = 0
+            arrays._grow_to(target, exact=True)
         group.attrs.update(
             {
                 "state": str(SequenceState.RUNNING),
@@ -257,14 +265,6 @@ class StoreArrays:
                 "updated": _now_iso(),
             }
         )  # rewriting zarr.json without consolidated metadata: live readers see new shots
-        arrays = cls(path, group, known_count=expected_shots is not None)
-        shapes = {a.shape[0] for a in arrays.arrays.values()}
-        target = max([*shapes, expected_shots or 0])
-        if (
-            len(shapes) > 1 or target != arrays.capacity
-        ):  # a killed resize, or a longer scan
-            arrays.capacity = 0
-            arrays._grow_to(target, exact=True)
         return arrays
 
     # writing
@@ -369,7 +369,7 @@ class StoreArrays:
             return
         new = needed if exact else _round_up(needed, GROW_BLOCK)
         old = min(a.shape[0] for a in self.arrays.values())
-        _resize_all(self.arrays.values(), new)
+        self._resize(new)
         for name, mirror in self.series.items():
             grown = np.full(new, _fill_value(mirror.dtype), mirror.dtype)
             keep = min(len(mirror), new)
@@ -383,9 +383,26 @@ class StoreArrays:
         written = np.flatnonzero(self.series[STATUS] != ShotStatus.PENDING)
         size = int(written[-1]) + 1 if written.size else 0
         if size < self.capacity:
-            _resize_all(self.arrays.values(), size)
+            self._resize(size)
             self.series = {name: mirror[:size] for name, mirror in self.series.items()}
             self.capacity = size
+
+    def _resize(self, length: int) -> None:
+        """Give every array ``length`` shots so that a kill at any moment leaves a store that plain
+        ``xarray.open_zarr`` opens.
+
+        The array metadata files are rewritten one by one, so a kill in between leaves arrays of
+        different lengths ("conflicting sizes" for xarray). Before resizing consistent arrays,
+        their metadata is consolidated into the group's ``zarr.json`` (one atomic file write):
+        readers that use it (xarray by default) see every array at the old, common length. Once
+        all arrays are resized the group attributes are rewritten without it, so live readers
+        see the live metadata again. Arrays that are already inconsistent (repairing a killed
+        resize) keep the consolidated metadata written before that kill until they are repaired.
+        """
+        if len({a.shape[0] for a in self.arrays.values()}) == 1:
+            _consolidate(self.path)
+        _resize_all(self.arrays.values(), length)
+        self.update_attrs({})
 
     # attributes and the end
 
@@ -412,11 +429,14 @@ class StoreArrays:
             }
         )
         remove_partial_files(self.path)
-        with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore"
-            )  # "consolidated metadata is not part of the v3 spec"
-            zarr.consolidate_metadata(str(self.path), zarr_format=3)
+        _consolidate(self.path)
+
+
+def _consolidate(path: Path) -> None:
+    """Write the consolidated metadata of every array into the group's ``zarr.json``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "consolidated metadata is not part of the v3 spec"
+        zarr.consolidate_metadata(str(path), zarr_format=3)
 
 
 _Write = tuple[zarr.Array, int | slice, np.ndarray]
