@@ -102,9 +102,16 @@ async def _watch_prefect_cancellation(interrupt: _Interrupt) -> None:
 async def _watch_signals(interrupt: _Interrupt) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            interrupt.request(f"received {signal.Signals(signum).name}")
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                interrupt.request(f"received {signal.Signals(signum).name}")
+    finally:
+        # Closing the receiver resets SIGTERM to the default action (terminate at once). A
+        # worker's SIGTERM that arrives after this watcher stopped (e.g. the state poll saw
+        # the cancel first) would kill the process before the store records its final state.
+        # Ignore it until the run returns: Prefect's flow engine restores its handler then.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _build_compilers(spec: SequenceSpec, runtime: SequenceRuntime) -> dict[str, DeviceCompiler]:
