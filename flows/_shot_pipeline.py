@@ -137,7 +137,11 @@ class ShotPipeline:
     async def _compile(self, batch: _Batch) -> None:
         try:
             with batch.scope:
-                batch.compiled = await compile_shots(first=batch.first, shots=batch.shots, compiler=self._compiler)
+
+                def keep(compiled: list[CompiledShot]) -> None:
+                    batch.compiled = compiled
+
+                await compile_shots(first=batch.first, shots=batch.shots, compiler=self._compiler, on_compiled=keep)
         except ShotCompilationError as error:
             batch.error = error
             if self._compile_error is None or error.shot_index < self._compile_error.shot_index:

@@ -13,6 +13,7 @@ from prefect.states import Cancelled, State
 from ._compiled import CompiledShot
 from ._errors import ShotExecutionError
 from ._records import ShotRecord
+from ._run_context import forget_task_run_assets
 from ._shot_runner import ShotRunner
 
 __all__ = ["ExecutionTurn", "ShotGate", "execute_shots"]
@@ -112,6 +113,7 @@ async def execute_shots(
     before starting. Raises ``ShotExecutionError`` when a shot fails for good;
     the next turn is released only after the last shot, so shots never overlap.
     """
+    forget_task_run_assets()
     if not await turn.wait():
         return Cancelled(message=f"shots from {first} discarded: the sequence is stopping")
 

@@ -6,7 +6,7 @@ import logging
 import multiprocessing
 import os
 from functools import partial
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +20,7 @@ from devices import DeviceCompiler, Shot
 from ._compile_worker import compile_devices, compile_in_process, init_process, warm_up
 from ._compiled import CompiledShot
 from ._groups import first_error
+from ._run_context import forget_task_run_assets
 
 __all__ = ["ShotCompiler", "compile_shots"]
 
@@ -117,12 +118,21 @@ class ShotCompiler:
 
 
 @task(name="compile-shots", task_run_name="compile-shot-{first}", cache_policy=NO_CACHE, persist_result=False)
-async def compile_shots(first: int, shots: list[Shot], compiler: ShotCompiler) -> list[CompiledShot]:
+async def compile_shots(
+    first: int,
+    shots: list[Shot],
+    compiler: ShotCompiler,
+    on_compiled: Callable[[list[CompiledShot]], None],
+) -> None:
     """Prefect task: compile a batch of consecutive shots (``first`` is the first index).
 
+    The compiled shots are handed to ``on_compiled``, not returned: Prefect keeps a
+    state for every returned object in the flow run's context until the run ends,
+    which would grow memory with every batch of a long sequence (bench/engine_memory.py).
     Raises ``ShotCompilationError`` naming the failing shot and device.
     """
+    forget_task_run_assets()
     out = []
     for shot in shots:
         out.append(await compiler.compile(shot))
-    return out
+    on_compiled(out)
