@@ -34,8 +34,12 @@ def lab_dict(
     devices: tuple[str, ...] = ("sequencer", "camera", "rf"),
     name: str = "reliability",
     overrides: dict[str, dict[str, Any]] | None = None,
+    suffix: str = "",
 ) -> dict[str, Any]:
-    """A resonance scan of ``shots`` shots on the simulated lab, as a plain mapping."""
+    """A resonance scan of ``shots`` shots on the simulated lab, as a plain mapping.
+
+    ``suffix`` is appended to the device names (separate hardware locks for concurrent runs).
+    """
     faults = faults or {}
 
     def device(name: str) -> dict[str, Any]:
@@ -66,7 +70,7 @@ def lab_dict(
                 "camera": {"kind": "camera", "values": [None, "atoms"]},
             },
         },
-        "devices": {n: device(n) for n in devices},
+        "devices": {n + suffix: device(n) for n in devices},
         "execution": {"lookahead": 2, "shot_timeout": "5 s", **(execution or {})},
     }
 
