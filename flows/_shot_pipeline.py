@@ -71,10 +71,11 @@ class ShotPipeline:
     """Runs shots through compile -> execute -> store (see the module docstring).
 
     :meth:`run` returns a :class:`PipelineOutcome`: on a compile error at shot
-    ``n`` the shots before ``n`` still run and are stored (whatever the lookahead,
-    so the completed shots are exactly ``0..n-1``; with ``shots_per_task`` > 1,
-    up to the first shot of the failing batch), nothing after it starts, the
-    compile tasks of later shots are cancelled, and ``compile_error`` is set. A shot that
+    ``n`` (DESIGN.md section 1) the shot that is running finishes and is stored,
+    no shot starts after it (shots compiled ahead are discarded, pending compile
+    tasks cancelled), and ``compile_error`` is set. With ``lookahead`` 1 the
+    completed shots are exactly ``0..n-1``; a larger lookahead may stop earlier,
+    since shot ``n`` compiles while an earlier shot runs. A shot that
     fails on a device raises ``ShotExecutionError`` (every other stage is
     cancelled). Cancelling the caller cancels every stage.
     """
@@ -146,12 +147,11 @@ class ShotPipeline:
             batch.error = error
             if self._compile_error is None or error.shot_index < self._compile_error.shot_index:
                 self._compile_error = error
-            logger.error("compilation failed; the shots before it still run, none after it: %s", error)
-            # the shots before the failing one run (the result does not depend on the lookahead); later ones never do
-            self._stop_producing.cancel()
-            for other in self._compiling:
-                if other.first > error.shot_index:
-                    other.scope.cancel()
+            logger.error("compilation failed: the running shot finishes, no shot starts after it: %s", error)
+            self._gate.close()  # shots compiled ahead are discarded
+            self._stop_producing.cancel()  # nothing more is scheduled
+            for other in self._compiling:  # pending compile tasks are cancelled
+                other.scope.cancel()
         finally:
             batch.ready.set()
 
@@ -159,8 +159,7 @@ class ShotPipeline:
         async with anyio.create_task_group() as tg:
             async for batch in receive:
                 await batch.ready.wait()
-                failed = self._compile_error
-                if batch.compiled is None or self._gate.closed or (failed and batch.first >= failed.shot_index):
+                if batch.compiled is None or self._gate.closed or self._compile_error is not None:
                     break
                 turn = self._gate.admit()
                 tg.start_soon(self._execute, batch.compiled, turn, name=f"execute {batch.first}")

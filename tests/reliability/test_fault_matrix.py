@@ -5,8 +5,10 @@ completed shots (none missing, none partial: status, data and parameters agree),
 entered device exited exactly once (the sim journal). Light devices (camera, RF source) keep
 each run at about a second; one case runs the sequencer, whose compilation is in worker processes.
 
-A compile error at shot ``n`` completes exactly shots ``0..n-1`` whatever the lookahead: shots
-compiled before the failing one still run, shots after it never start (DESIGN.md section 1).
+A compile error at shot ``n`` (DESIGN.md section 1): the shot running when it happens finishes and
+is stored, none starts after it, shots compiled ahead are discarded. With lookahead 1 shot ``n``
+compiles while shot ``n-1`` runs, so exactly ``0..n-1`` complete; with a larger lookahead the
+completed shots are ``0..k-1`` for some ``k <= n``.
 """
 
 from __future__ import annotations
@@ -102,13 +104,25 @@ def test_slow_enter_still_runs_every_shot(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("lookahead", [1, 8])
 @pytest.mark.parametrize("shot", POSITIONS)
-def test_compile_error_completes_exactly_the_shots_before_it(tmp_path: Path, shot: int, lookahead: int) -> None:
+def test_compile_error_stops_after_the_running_shot(tmp_path: Path, shot: int, lookahead: int) -> None:
     state, store, journal = _run_case(tmp_path, {"rf": {"fail_compile_shot": shot}}, lookahead=lookahead)
     assert state.is_failed()
-    _check_store(store, set(range(shot)), state="failed")
+    completed = _completed_prefix(store)
+    if lookahead == 1:
+        assert completed == shot, f"lookahead 1: shots 0..{shot - 1} complete, got {completed}"
+    assert completed <= shot
+    _check_store(store, set(range(completed)), state="failed")
     _assert_error(store, shot=shot, device="rf", cause="fail_compile_shot")
-    assert max((e["shot"] for e in events(journal, "run_start")), default=-1) == shot - 1, "a shot ran past the error"
+    ran = max((e["shot"] for e in events(journal, "run_start")), default=-1)
+    assert ran == completed - 1, f"shot {ran} started after the compile error stopped the sequence"
     assert assert_exited_exactly_once(journal) == set(LIGHT)
+
+
+def _completed_prefix(store: Path) -> int:
+    """The number of completed shots, checking that they are the first ones."""
+    shots = [int(i) for i in open_sequence(store)["shot"].values]
+    assert shots == list(range(len(shots))), f"completed shots are not a prefix: {shots}"
+    return len(shots)
 
 
 def test_compile_error_in_a_worker_process(tmp_path: Path) -> None:
@@ -117,7 +131,9 @@ def test_compile_error_in_a_worker_process(tmp_path: Path) -> None:
         tmp_path, {"sequencer": {"fail_compile_shot": 2}}, devices=("sequencer", "rf"), lookahead=8
     )
     assert state.is_failed()
-    _check_store(store, {0, 1}, state="failed")
+    completed = _completed_prefix(store)
+    assert completed <= 2
+    _check_store(store, set(range(completed)), state="failed")
     _assert_error(store, shot=2, device="sequencer", cause="fail_compile_shot")
     assert assert_exited_exactly_once(journal) == {"sequencer", "rf"}
 
