@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from ._errors import SpecError
-from ._spec import TAG_PREFIX, SequenceSpec
+from ._spec import MAX_NESTING, TAG_PREFIX, SequenceSpec
 
 __all__ = ["format_validation_error", "load_spec", "parse_spec_text"]
 
@@ -95,9 +95,29 @@ def parse_spec_text(text: str, *, source: str = "<text>") -> dict[str, Any]:
         raise SpecError(f"{source}: {where}invalid YAML: {exc.problem or exc.context}{context}") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: invalid YAML: {exc}") from exc
+    except RecursionError as exc:  # e.g. a thousand nested loops: refuse, never crash
+        raise SpecError(f"{source}: nested too deeply to be a sequence spec") from exc
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a sequence spec is a mapping, got {type(data).__name__}")
     return data
+
+
+MAX_DEPTH = 4 * MAX_NESTING + 16
+"""Deepest nesting of mappings and lists a spec may have (a loop adds four levels)."""
+
+
+def _too_deep(data: Any) -> str | None:
+    """The top-level field that nests deeper than :data:`MAX_DEPTH` (checked without recursion)."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, str(key)) for key, value in data.items()]
+    while stack:
+        node, depth, field = stack.pop()
+        if depth > MAX_DEPTH:
+            return field
+        if isinstance(node, dict):
+            stack.extend((value, depth + 1, field) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1, field) for value in node)
+    return None
 
 
 def load_spec(source: str | Path | dict[str, Any]) -> SequenceSpec:
@@ -111,6 +131,11 @@ def load_spec(source: str | Path | dict[str, Any]) -> SequenceSpec:
     else:
         text, where = _read(source)
         data = parse_spec_text(text, source=where)
+    field = _too_deep(data)
+    if field is not None:
+        raise SpecError(
+            f"{where}: {field}: nested deeper than {MAX_DEPTH} levels (loops nest at most {MAX_NESTING} deep)"
+        )
     try:
         return SequenceSpec.model_validate(data)
     except ValidationError as exc:
