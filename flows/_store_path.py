@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 
 def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies in ``root`` once symbolic links are followed (a link inside the
+    results folder that points elsewhere does not count as inside)."""
+    path, root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
     return path == root or root in path.parents
 
 
