@@ -39,6 +39,8 @@ def _quiet_prefect(live_bar: bool) -> None:
     if live_bar:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     if not os.environ.get("PREFECT_API_URL"):
+        # a loaded laptop may need more than Prefect's default 20 s to start the server
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
