@@ -125,6 +125,19 @@ def acquire_writer_lock(path: Path) -> int:
     return fd
 
 
+def is_unborn_store(path: Path) -> bool:
+    """True for a folder left by a writer killed before it wrote any metadata.
+
+    Such a folder holds nothing but the writer lock and zarr's temporary files,
+    so a new store may be created in it; anything else makes it not unborn.
+    """
+    lock = _lock_path(path)
+    for entry in Path(path).rglob("*"):
+        if entry.is_file() and entry != lock and not entry.name.endswith(PARTIAL_SUFFIX):
+            return False
+    return True
+
+
 def release_writer_lock(fd: int) -> None:
     """Release a lock taken by :func:`acquire_writer_lock`."""
     fcntl.flock(fd, fcntl.LOCK_UN)

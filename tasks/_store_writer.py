@@ -26,6 +26,7 @@ from ._store_layout import (
     RESERVED_NAMES,
     StoreArrays,
     acquire_writer_lock,
+    is_unborn_store,
     read_root_attrs,
     release_writer_lock,
     remove_partial_files,
@@ -164,9 +165,11 @@ def _open_store(
     try:
         path.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
-        raise StoreExistsError(
-            f"{path} already exists; choose another store path, or resume it (`shotflow resume {path}`)"
-        ) from None
+        if not is_unborn_store(path):
+            raise StoreExistsError(
+                f"{path} already exists; choose another store path, or resume it (`shotflow resume {path}`)"
+            ) from None
+        logger.warning("%s holds only the lock of a run killed before its store was written: reusing it", path)
     fd = acquire_writer_lock(path)
     try:
         arrays = StoreArrays.create(

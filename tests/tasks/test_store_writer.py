@@ -13,6 +13,7 @@ from store_helpers import SPEC_JSON, UNITS, assert_shot_exact, record, write_sto
 
 from tasks import (
     SequenceState,
+    ShotRecord,
     ShotStoreWriter,
     StoreBackpressure,
     StoreBusyError,
@@ -197,3 +198,33 @@ async def test_live_reader_in_another_process_sees_completed_shots(
                 (batch.stop - 1) * 1e-3,
             )
         await writer.finish(SequenceState.FINISHED)
+
+
+def test_a_folder_left_by_a_writer_killed_before_any_metadata_is_reused(tmp_path: Path) -> None:
+    from tasks._store_layout import acquire_writer_lock, release_writer_lock
+
+    path = tmp_path / "unborn.zarr"
+    path.mkdir()
+    release_writer_lock(acquire_writer_lock(path))  # what a killed writer leaves: the lock file only
+
+    async def main() -> None:
+        async with ShotStoreWriter.open(path, spec_json="{}", expected_shots=1, parameter_units={}) as writer:
+            await writer.write(ShotRecord(0, {"x": 1.0}, {}, 0.0, 1.0))
+            await writer.finish(SequenceState.FINISHED)
+
+    anyio.run(main)
+    assert open_sequence(path).sizes["shot"] == 1
+
+
+def test_an_existing_folder_with_other_files_is_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "mine.zarr"
+    path.mkdir()
+    (path / "notes.txt").write_text("my data")
+
+    async def main() -> None:
+        async with ShotStoreWriter.open(path, spec_json="{}", expected_shots=1, parameter_units={}):
+            pass
+
+    with pytest.raises(StoreExistsError):
+        anyio.run(main)
+    assert (path / "notes.txt").read_text() == "my data"
