@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect.variables import Variable
 
 from ._errors import SpecError
+from ._validate import calibrated_references
 
 __all__ = ["CalibratedValue", "load_calibrated", "store_calibrated", "variable_name"]
 
 logger = logging.getLogger(__name__)
 
-_REFERENCE = re.compile(r"\bcalibrated\.([A-Za-z_][A-Za-z0-9_]*)")
 _PREFIX = "calibrated_"
 
 
@@ -28,10 +27,6 @@ class CalibratedValue(dict[str, Any]):
     """A calibration result: ``value`` (SI magnitude), ``unit``, ``uncertainty``, ``timestamp``, ``flow_run``."""
 
 
-def _referenced(spec: Any) -> set[str]:
-    return set(_REFERENCE.findall(spec.model_dump_json(exclude={"description"})))
-
-
 async def load_calibrated(spec: Any) -> dict[str, str]:
     """Read every calibration the spec references, as expression strings (e.g. ``"80.1e6 Hz"``).
 
@@ -39,7 +34,7 @@ async def load_calibrated(spec: Any) -> dict[str, str]:
     any device is touched.
     """
     values: dict[str, str] = {}
-    for name in sorted(_referenced(spec)):
+    for name in sorted(calibrated_references(spec)):
         stored = await Variable.aget(variable_name(name), default=None)
         if not isinstance(stored, dict) or "value" not in stored:
             raise SpecError(

@@ -56,6 +56,7 @@ class Analysis:
     shot_names: set[str] | None = None  # names defined at every shot
     shot_env: dict[str, _Var] | None = None  # environment at the first shot
     all_defined: set[str] = field(default_factory=set)
+    calibrated: set[str] = field(default_factory=set)  # NAME of every calibrated.NAME referenced
 
 
 def _defined_names(steps: Sequence[Step]) -> Iterator[str]:
@@ -88,6 +89,7 @@ class _Walker:
         except ExpressionError as exc:
             self.problem(path, f"expression {text!r}: {exc.problem}")
             return _Var(None, False)
+        self.result.calibrated.update(compiled.calibrated)
         unknown = False
         for name in sorted(compiled.names):
             if name in env:
@@ -307,6 +309,11 @@ def analyse(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) -> 
     walker.check_devices(scope)
     walker.check("execution.shot_timeout", spec.execution.shot_timeout, {n: env[n] for n in spec.parameters}, unit="s")
     return walker.result
+
+
+def calibrated_references(spec: SequenceSpec) -> set[str]:
+    """The names ``NAME`` of every ``calibrated.NAME`` that an expression of ``spec`` uses."""
+    return analyse(spec).calibrated
 
 
 def check_spec(spec: SequenceSpec) -> list[str]:
