@@ -7,7 +7,8 @@ one atomic request to the Prefect server (all or nothing, so two runs can never
 each hold half of what the other needs), and gives them back after its devices
 are exited. The slots are held under a lease that the run renews; a run that
 crashes without releasing them loses them when the lease expires
-(:data:`LEASE_SECONDS`, reclaimed by the server's repossessor service).
+(:data:`LEASE_SECONDS`, reclaimed by the server's repossessor service), or at
+once when the next run on the same host finds that the holder's process is dead.
 
 While a run holds a device, the Prefect Variable ``shotflow_device_holder_<name>``
 names it, so a run that finds the device busy can say by whom.
@@ -15,10 +16,10 @@ names it, so a run that finds the device busy can say by whom.
 
 from __future__ import annotations
 
-import contextvars
 import logging
+import os
 import re
-import threading
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -146,6 +147,8 @@ async def _acquire(
             if exc.response.status_code != 423:
                 raise
             retry_after = float(exc.response.headers.get("Retry-After", POLL_INTERVAL))
+        if await _revoke_dead_holders(client, devices):
+            continue
         if mode == "fail":
             busy = await device_busy_report(devices)
             raise DeviceBusyError(
@@ -172,45 +175,55 @@ async def _acquire(
         await anyio.sleep(pause)
 
 
-class _LeaseKeeper:
-    """Renews a lease from a thread of its own until stopped.
+async def _keep_lease(lease_id: UUID) -> None:
+    """Renew the lease every :data:`RENEW_INTERVAL` s until cancelled.
 
-    A thread rather than a task: the lock is entered on the engine's exit stack
-    after other task groups, so it cannot own a task group (cancel scopes must
-    nest); Prefect's own ``concurrency()`` renews its leases the same way.
+    Each renewal is shielded (an HTTP call is never cut half-way); a failed one
+    is logged and retried: a server hiccup must not abort a running scan.
     """
+    async with get_client() as client:
+        while True:
+            await anyio.sleep(RENEW_INTERVAL)
+            try:
+                with anyio.move_on_after(RENEW_INTERVAL, shield=True):
+                    await client.renew_concurrency_lease(lease_id, lease_duration=LEASE_SECONDS)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("could not renew the device lease %s: %s", lease_id, exc)
 
-    def __init__(self, lease_id: UUID) -> None:
-        self.lease_id = lease_id
-        self._stop = threading.Event()
-        context = (
-            contextvars.copy_context()
-        )  # same Prefect settings (API URL) as the run
-        self._thread = threading.Thread(
-            target=context.run,
-            args=(self._loop,),
-            name=f"shotflow-lease-{lease_id}",
-            daemon=True,
+
+def _process_is_dead(holder: dict[str, Any]) -> bool:
+    """True when ``holder`` names a process of this host that no longer exists."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+async def _revoke_dead_holders(client: PrefectClient, devices: list[str]) -> bool:
+    """Release the leases of busy devices whose holder process died on this host; True if any."""
+    revoked = False
+    for device in devices:
+        holder = await Variable.aget(_holder_variable(device), default=None)
+        if not isinstance(holder, dict) or not holder.get("lease_id") or not _process_is_dead(holder):
+            continue
+        try:
+            await client.release_concurrency_slots_with_lease(UUID(holder["lease_id"]))
+        except Exception as exc:  # noqa: BLE001 - the lease then expires on its own
+            logger.debug("could not revoke the lease of %s: %s", device, exc)
+            continue
+        logger.warning(
+            "device %s was held by process %s on this host, which died: its lock is released",
+            device,
+            holder.get("pid"),
         )
-
-    def _loop(self) -> None:
-        with get_client(sync_client=True) as client:
-            while not self._stop.wait(RENEW_INTERVAL):
-                try:
-                    client.renew_concurrency_lease(
-                        self.lease_id, lease_duration=LEASE_SECONDS
-                    )
-                except Exception as exc:  # noqa: BLE001 - a server hiccup must not abort a running scan
-                    logger.warning(
-                        "could not renew the device lease %s: %s", self.lease_id, exc
-                    )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await anyio.to_thread.run_sync(self._thread.join, RELEASE_TIMEOUT)
+        revoked = True
+    return revoked
 
 
 async def _record_holders(devices: list[str], holder: dict[str, Any]) -> None:
@@ -249,27 +262,34 @@ async def device_lock(
         if flow_run is not None
         else None
     )
-    async with (
-        get_client() as client
-    ):  # not held across the yield: no open resources on the stack
+    async with get_client() as client:
         await _ensure_limits(client, wanted)
         lease_id = await _acquire(client, names, wanted, mode, timeout, lease_holder)
     logger.info("holding devices %s (lease %s)", ", ".join(wanted), lease_id)
-    keeper = _LeaseKeeper(lease_id)
-    keeper.start()
     try:
-        await _record_holders(
-            wanted,
-            {
-                "flow_run": str(flow_run.id) if flow_run is not None else None,
-                "flow_run_name": flow_run.name if flow_run is not None else None,
-                "since": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        )
-        yield
+        async with anyio.create_task_group() as keeper:
+            keeper.start_soon(_keep_lease, lease_id, name=f"renew lease {lease_id}")
+            try:
+                await _record_holders(
+                    wanted,
+                    {
+                        "flow_run": str(flow_run.id) if flow_run is not None else None,
+                        "flow_run_name": flow_run.name if flow_run is not None else None,
+                        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "lease_id": str(lease_id),
+                    },
+                )
+                yield
+            finally:
+                keeper.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the body's own error, as it was raised
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT):
-            await keeper.stop()
             try:
                 async with get_client() as client:
                     await client.release_concurrency_slots_with_lease(lease_id)

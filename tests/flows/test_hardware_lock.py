@@ -120,3 +120,38 @@ def test_lock_is_released_when_a_run_fails(tmp_path: Path) -> None:
     after = lab_spec(shots=2, execution={"device_lock": "fail"})
     state = asyncio.run(_run(after, tmp_path / "b.zarr"))
     assert state.is_completed(), state.message
+
+
+def test_devices_held_by_a_killed_process_on_this_host_are_taken_over(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import anyio, sys\n"
+            "from flows import device_lock\n"
+            "async def main():\n"
+            "    async with device_lock(['rf']):\n"
+            "        print('held', flush=True)\n"
+            "        await anyio.sleep(600)\n"
+            "anyio.run(main)\n",
+        ],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    spec = lab_spec(shots=2, devices=("rf",), execution={"device_lock": "fail"})
+    state = asyncio.run(_run(spec, tmp_path / "s.zarr"))
+    assert state.is_completed(), state.message  # not refused: the dead holder's lock was revoked
+    assert asyncio.run(_slots("rf")) == 0
