@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def _zero_length_spec(shots: int) -> SequenceSpec:
 
 
 def test_20000_zero_length_shots_memory_flat_and_store_complete(
-    tmp_path: Path, record_property: pytest.RecordProperty
+    tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     samples: list[tuple[int, float]] = []
 
