@@ -2,79 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import pytest
 
 from devices import (
-    AnalogLane,
-    CameraLane,
     Device,
     DeviceCompiler,
     DeviceConfiguration,
     DeviceController,
-    DigitalLane,
-    Ramp,
     Shot,
     ShotExchange,
-    ShotTimeline,
     get_device_type,
 )
 
-UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}
-
-
-@dataclass(frozen=True)
-class FakeSequence:
-    """A fixed timeline; evaluates variable names and ``"<number> [unit]"`` strings only."""
-
-    fixed_timeline: ShotTimeline
-    fixed_globals: Mapping[str, float] = field(default_factory=dict)
-    sequence_name: str = "test"
-
-    @property
-    def name(self) -> str:
-        return self.sequence_name
-
-    @property
-    def globals(self) -> Mapping[str, float]:
-        return self.fixed_globals
-
-    @property
-    def lane_names(self) -> frozenset[str]:
-        return frozenset(self.fixed_timeline.lanes)
-
-    def evaluate(self, expression: str, shot: Shot | None = None, unit: str | None = None) -> Any:
-        values = {**self.fixed_globals, **(shot.parameters if shot else {})}
-        text = expression.strip()
-        if text in values:
-            value = float(values[text])
-        else:
-            number, _, suffix = text.partition(" ")
-            try:
-                value = float(number) * (UNITS[suffix] if suffix else 1.0)
-            except (ValueError, KeyError):
-                raise ValueError(f"cannot evaluate {expression!r}") from None
-        return value / UNITS[unit] if unit else value
-
-    def timeline(self, shot: Shot) -> ShotTimeline:
-        return self.fixed_timeline
-
-
-TIMELINE = ShotTimeline(
-    step_names=("load", "ramp", "image", "background"),
-    durations=(10e-3, 5e-3, 1e-3, 2e-3),
-    lanes={
-        "mot": DigitalLane((True, False, False, False)),
-        "shutter": DigitalLane((False, True, True, False)),
-        "coil": AnalogLane((1.0, Ramp(1.0, 0.0), 0.0, 0.0), unit="V"),
-        "camera": CameraLane((None, None, "atoms", "background")),
-    },
-)
+from fake_sequence import TIMELINE, UNITS, FakeSequence  # noqa: E402,F401 - picklable by module name
 
 
 @pytest.fixture
