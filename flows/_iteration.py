@@ -218,7 +218,7 @@ def _known(text: str, env: Mapping[str, Any], calibrated: Any) -> Any:
 
 def _count(steps: Sequence[Step], env: dict[str, Any], calibrated: Any) -> int | None:
     total = 0
-    for i, step in enumerate(steps):
+    for step in steps:
         match step:
             case "shot":
                 total += 1
