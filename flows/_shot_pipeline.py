@@ -101,9 +101,6 @@ class ShotPipeline:
         self._compiling: list[_Batch] = []
         self._stop_producing = CancelScope()
         self.completed = 0
-        self.running_index: int | None = None
-        self.max_compiled_ahead = 0
-        """Largest (compiled shot index - running shot index) seen: checks the lookahead bound."""
 
     async def run(self) -> PipelineOutcome:
         """Run every shot; see the class docstring for how it ends."""
@@ -125,9 +122,6 @@ class ShotPipeline:
                         await slots.acquire()
                         batch = _Batch(shots)
                         created.append(batch)
-                        if self.running_index is not None:
-                            ahead = shots[-1].index - self.running_index
-                            self.max_compiled_ahead = max(self.max_compiled_ahead, ahead)
                         tg.start_soon(self._compile, batch, name=f"compile {batch.first}")
                         await send.send(batch)
                         created[:] = [b for b in created if not b.ready.is_set()]
@@ -166,7 +160,6 @@ class ShotPipeline:
                 await turn.started.wait()
                 # begin the next task runs (Prefect bookkeeping) once this shot plays, not during its set-up
                 await turn.triggered.wait()
-                self.running_index = batch.first
                 slots.release()
 
     async def _execute(self, compiled: list[CompiledShot], turn: ExecutionTurn) -> None:
