@@ -110,7 +110,9 @@ def check_killed_store(path: Path, reference: xr.Dataset, before: set[int], suff
     ds = open_sequence(path)
     assert set(ds["shot"].values.tolist()) == completed
     rows = sorted(completed)
-    for name in COMPARED:
+    # with no shot completed there is nothing to compare: a writer killed inside its
+    # first shot may have created the data arrays but not yet the parameter coordinates
+    for name in COMPARED if rows else ():
         np.testing.assert_array_equal(_named(ds, suffix, name).values, reference[name].values[rows], err_msg=name)
     info = store_state(path)
     assert info["state"] in {"crashed", "finished"}, info["state"]
