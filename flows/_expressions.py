@@ -223,7 +223,9 @@ class CompiledExpression:
         Raises :class:`ExpressionError` naming the expression on any problem
         (unknown name, dimension mismatch, division by zero, overflow...).
         """
-        evaluator = _Evaluator(self.text, namespace or {}, calibrated or {})
+        evaluator = _Evaluator(
+            self.text, {} if namespace is None else namespace, {} if calibrated is None else calibrated
+        )
         try:
             result = evaluator.visit(self.tree)
         except ExpressionError:

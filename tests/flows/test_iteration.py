@@ -221,3 +221,18 @@ def test_negative_duration_is_an_error() -> None:
     runtime = SequenceRuntime(s)
     with pytest.raises(ExpressionError, match=r"timeline.steps\[1\].duration"):
         runtime.timeline(Shot(1, {"t": -0.001}))
+
+
+def test_loop_variables_without_any_global_parameter() -> None:
+    """A spec with no `parameters` reads loop variables in declarations and in nested loops
+    (an empty namespace was once replaced by a fresh one, losing the loop's value)."""
+    text = (
+        "name: t\n"
+        "iteration:\n"
+        "  - {arange: {variable: x, start: 1 ms, stop: 3 ms, step: 1 ms, steps: [\n"
+        "      {declare: {variable: y, value: 2 * x}},\n"
+        "      {arange: {variable: z, start: x, stop: 3 ms, step: 1 ms, steps: [shot]}}]}}\n"
+    )
+    shots = list(iter_shots(load_spec(text)))
+    got = [tuple(round(s.parameters[n] * 1e3) for n in ("x", "y", "z")) for s in shots]
+    assert got == [(1, 2, 1), (1, 2, 2), (2, 4, 2)]
