@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from flows import SequenceSpec, run_sequence
+
+SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
+"""The ``shotflow`` executable of this environment, as the README runs it."""
 
 DEVICES: dict[str, dict[str, Any]] = {
     "sequencer": {"type": "sim.sequencer", "time_step": "10 us", "channels": ["mot", "coil"]},

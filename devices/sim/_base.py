@@ -115,8 +115,24 @@ class SimController(DeviceController):
         """Program the device, meet at the barrier, run the shot and signal data."""
 
 
+HOLD_POLL = 0.02
+"""Seconds between two looks for the release file of ``hold_shot``."""
+
+
+async def _hold(device: SimDevice, shot: ShotContext) -> None:
+    release = device.faults.hold_until
+    if release is None:
+        raise DeviceError(device.name, "faults.hold_shot needs faults.hold_until (the release file)")
+    write_journal(device.faults.journal, device.name, "held", shot.index)
+    logger.info("%s: holding shot %d until %s exists (hold_shot)", device.name, shot.index, release)
+    while not await anyio.Path(release).exists():
+        await anyio.sleep(HOLD_POLL)
+
+
 async def _inject_run_faults(device: SimDevice, shot: ShotContext) -> None:
     faults = device.faults
+    if faults.hold_shot == shot.index:
+        await _hold(device, shot)
     if faults.block_loop_shot == shot.index:
         logger.warning("%s: blocking the event loop for %g s (block_loop_shot)", device.name, faults.block_loop_seconds)
         time.sleep(faults.block_loop_seconds)  # noqa: ASYNC251 deliberate: exercises the engine's blocked-loop detector

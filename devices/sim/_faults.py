@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["JournalEvent", "SimFaults", "write_journal"]
 
-JournalEvent = Literal["enter", "exit", "run_start", "run_end", "run_cancelled", "run_failed", "compile"]
+JournalEvent = Literal["enter", "exit", "run_start", "run_end", "run_cancelled", "run_failed", "compile", "held"]
 
 
 class SimFaults(BaseModel):
@@ -39,6 +39,10 @@ class SimFaults(BaseModel):
     block_loop_shot: int | None = None
     """During this shot, block the event loop with ``time.sleep`` (tests the blocked-loop detector)."""
     block_loop_seconds: float = Field(0.5, ge=0)
+    hold_shot: int | None = None
+    """``run_shot`` of this shot waits, before the barrier, until the file ``hold_until`` exists
+    (cancellable): a test holds the sequence at a known shot and releases it by creating the file."""
+    hold_until: str | None = None
     journal: str | None = None
     """Path of a JSON-lines file receiving lifecycle events (for tests in other processes)."""
 

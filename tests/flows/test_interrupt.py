@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,13 +18,13 @@ import yaml
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
-from prefect.settings import PREFECT_API_URL
 from prefect.states import Cancelling
 
 from flows import run_sequence
 from tasks import open_sequence, store_state
 
 from _lab import events, lab_spec, read_journal
+from simlab import SHOTFLOW
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -49,10 +50,17 @@ async def _running_flow_run_id() -> str:
     raise AssertionError("no running flow run found")
 
 
+def _held_at(shot: int, release: Path) -> dict[str, dict[str, object]]:
+    """Faults that hold the camera at ``shot`` until ``release`` exists: the test, not the
+    clock, decides when the run is interrupted."""
+    return {"camera": {"hold_shot": shot, "hold_until": str(release)}}
+
+
 def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
     journal = tmp_path / "journal.jsonl"
     store = tmp_path / "s.zarr"
-    spec = lab_spec(shots=12, journal=journal, pulse="150 ms")
+    release = tmp_path / "release"
+    spec = lab_spec(shots=12, journal=journal, faults=_held_at(3, release), execution={"shot_timeout": "10 min"})
 
     async def scenario() -> object:
         async with anyio.create_task_group() as tg:
@@ -63,7 +71,7 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
 
             tg.start_soon(run)
             flow_run_id = await _running_flow_run_id()
-            while _completed(store) < 2:
+            while _completed(store) < 3:  # shot 3 is held until the cancel aborts it
                 await anyio.sleep(0.05)
             async with get_client() as client:
                 await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
@@ -74,14 +82,14 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
     info = store_state(store)
     assert info["state"] == "interrupted"
     kept = open_sequence(store)
-    assert 2 <= kept.sizes["shot"] < 12
-    assert list(kept["shot"].values) == list(range(kept.sizes["shot"]))
+    assert list(kept["shot"].values) == [0, 1, 2]
     journal_events = read_journal(journal)
     assert sorted(e["device"] for e in events(journal_events, "enter")) == sorted(
         e["device"] for e in events(journal_events, "exit")
     )
 
     # resume: the same store completes, and equals an uninterrupted run
+    release.touch()
     resumed = asyncio.run(run_sequence(spec, store=str(store), resume=True, return_state=True))
     assert resumed.is_completed(), resumed.message
     fresh_state = asyncio.run(run_sequence(spec, store=str(tmp_path / "fresh.zarr"), return_state=True))
@@ -93,37 +101,68 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
     np.testing.assert_array_equal(done["rf.frequency"].values, fresh["rf.frequency"].values)
 
 
-def test_ctrl_c_on_the_cli_interrupts_and_keeps_completed_shots(tmp_path: Path) -> None:
+def _cli_run_held(tmp_path: Path, terminal: dict[str, str]) -> tuple[subprocess.Popen[str], Path, Path]:
+    """``shotflow run`` (the README's command, the local server) of a scan held at shot 2,
+    in a process group of its own as in a terminal; returns once shots 0 and 1 are stored."""
     journal = tmp_path / "journal.jsonl"
     store = tmp_path / "s.zarr"
-    spec = lab_spec(shots=30, journal=journal, pulse="150 ms")
+    spec = lab_spec(
+        shots=30, journal=journal, faults=_held_at(2, tmp_path / "never"), execution={"shot_timeout": "10 min"}
+    )
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows._cli", "run", str(spec_file), "--store", str(store)],
-        env=env,
+        [SHOTFLOW, "run", str(spec_file), "--store", str(store)],
+        env=terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+    deadline = time.monotonic() + 180
+    while _completed(store) < 2:  # shot 2 is held until the interrupt aborts it
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"the run did not reach shot 2: {proc.communicate()}")
+        time.sleep(0.1)
+    return proc, store, journal
+
+
+def _check_interrupted(proc: subprocess.Popen[str], store: Path, journal: Path) -> str:
     try:
-        deadline = time.monotonic() + 120
-        while _completed(store) < 2:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the run did not start"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, err
-    assert "interrupted" in err
+    assert "sequence interrupted" in err, err
     assert store_state(store)["state"] == "interrupted"
-    assert 2 <= open_sequence(store).sizes["shot"] < 30
+    assert list(open_sequence(store)["shot"].values) == [0, 1]
     journal_events = read_journal(journal)
     assert sorted(e["device"] for e in events(journal_events, "enter")) == sorted(
         e["device"] for e in events(journal_events, "exit")
     )
+    return err
+
+
+def test_ctrl_c_in_a_terminal_interrupts_at_once_and_keeps_completed_shots(
+    tmp_path: Path, terminal: dict[str, str]
+) -> None:
+    proc, store, journal = _cli_run_held(tmp_path, terminal)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    err = _check_interrupted(proc, store, journal)
+    assert "received SIGINT" in err
+    assert "flow run '" in err and "/runs/flow-run/" in err, "the run did not say where to watch it"
+
+
+def test_sigterm_with_the_server_gone_still_records_the_interrupt_and_exits(
+    tmp_path: Path, terminal: dict[str, str]
+) -> None:
+    """A service manager stops everything at once: the run and the Prefect server."""
+    proc, store, journal = _cli_run_held(tmp_path, terminal)
+    server = json.loads((Path(terminal["PREFECT_HOME"]) / "shotflow-server.json").read_text())["pid"]
+    os.kill(server, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = _check_interrupted(proc, store, journal)
+    assert "received SIGTERM" in err
