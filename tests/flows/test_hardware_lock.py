@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from _lab import events, lab_spec, read_journal
-from prefect import get_client
+from prefect import flow, get_client
 
-from flows import SequenceSpec, device_limit_name, run_sequence
+from flows import SequenceSpec, device_limit_name, device_lock, run_sequence
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -27,14 +30,6 @@ def _span(journal: Path) -> tuple[float, float]:
 
 async def _run(spec: SequenceSpec, store: Path, **kwargs: Any) -> Any:
     return await run_sequence(spec, store=str(store), return_state=True, **kwargs)
-
-
-async def _wait_for_enter(journal: Path) -> None:
-    for _ in range(600):
-        if events(read_journal(journal), "enter"):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the first run never entered its devices")
 
 
 async def _slots(device: str) -> int:
@@ -63,55 +58,59 @@ def test_two_runs_sharing_devices_never_overlap(tmp_path: Path) -> None:
     assert asyncio.run(_slots("camera")) == 0, "the device lock was not released"
 
 
+@asynccontextmanager
+async def _held(devices: list[str]) -> AsyncIterator[None]:
+    """Hold ``devices`` from a flow run of its own until the block ends (no race with a clock)."""
+    held, release = anyio.Event(), anyio.Event()
+
+    @flow(name="hold-devices")
+    async def hold_devices() -> None:
+        async with device_lock(devices):
+            held.set()
+            await release.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold_devices)
+        await held.wait()
+        try:
+            yield
+        finally:
+            release.set()
+
+
 def test_fail_fast_names_the_busy_device_and_its_run(tmp_path: Path) -> None:
-    first_journal, second_journal = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    first = lab_spec(shots=10, pulse="100 ms", journal=first_journal)
-    second = lab_spec(
-        shots=2,
-        journal=second_journal,
-        execution={"device_lock": "fail"},
-        devices=("camera", "sequencer"),
+    journal = tmp_path / "b.jsonl"
+    refused_spec = lab_spec(
+        shots=2, journal=journal, execution={"device_lock": "fail"}, devices=("camera", "sequencer")
     )
 
-    async def overlapping() -> tuple[Any, Any]:
-        holder = asyncio.create_task(_run(first, tmp_path / "a.zarr"))
-        await _wait_for_enter(first_journal)
-        refused = await _run(second, tmp_path / "b.zarr")
-        return await holder, refused
+    async def while_held() -> Any:
+        async with _held(["camera", "rf", "sequencer"]):
+            return await _run(refused_spec, tmp_path / "b.zarr")
 
-    held, refused = asyncio.run(overlapping())
-    assert held.is_completed(), held.message
+    refused = asyncio.run(while_held())
     assert refused.is_failed()
     message = refused.message
     assert "DeviceBusyError" in message
-    assert (
-        "device 'camera' is busy" in message and "device 'sequencer' is busy" in message
-    )
+    assert "device 'camera' is busy" in message and "device 'sequencer' is busy" in message
     assert "held by flow run" in message, message
-    assert not read_journal(second_journal), "the refused run touched a device"
+    assert not read_journal(journal), "the refused run touched a device"
     assert not (tmp_path / "b.zarr").exists(), "a refused run creates no store"
 
 
 def test_wait_timeout_fails_with_the_busy_device(tmp_path: Path) -> None:
-    first_journal = tmp_path / "a.jsonl"
-    first = lab_spec(shots=12, pulse="100 ms", journal=first_journal)
-    second = lab_spec(
-        shots=2,
-        execution={"device_lock": "wait", "device_lock_timeout": 0.5},
-        devices=("rf",),
-    )
+    spec = lab_spec(shots=2, execution={"device_lock": "wait", "device_lock_timeout": 0.5}, devices=("rf",))
 
-    async def overlapping() -> tuple[Any, Any]:
-        holder = asyncio.create_task(_run(first, tmp_path / "a.zarr"))
-        await _wait_for_enter(first_journal)
-        refused = await _run(second, tmp_path / "b.zarr")
-        return await holder, refused
+    async def while_held() -> Any:
+        async with _held(["rf"]):
+            return await _run(spec, tmp_path / "b.zarr")
 
-    held, refused = asyncio.run(overlapping())
-    assert held.is_completed() and refused.is_failed()
+    refused = asyncio.run(while_held())
+    assert refused.is_failed()
     message = refused.message
     assert "device_lock_timeout" in message and "device 'rf' is busy" in message
     assert not (tmp_path / "b.zarr").exists(), "a refused run creates no store"
+    assert asyncio.run(_slots("rf")) == 0, "the holder's lock was not released"
 
 
 def test_lock_is_released_when_a_run_fails(tmp_path: Path) -> None:
