@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from devices import ShotflowError
 
-__all__ = ["CalibrationError", "DeviceBusyError", "ExpressionError", "SequenceFailedError", "SpecError"]
+__all__ = [
+    "CalibrationError",
+    "DeviceBusyError",
+    "ExpressionError",
+    "LocalServerError",
+    "SequenceFailedError",
+    "SpecError",
+]
 
 
 class SpecError(ShotflowError, ValueError):
@@ -78,3 +85,10 @@ class CalibrationError(ShotflowError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.name, self.reason))
+
+
+class LocalServerError(ShotflowError):
+    """The local Prefect server that shotflow manages could not be started, reached or stopped.
+
+    The message says why, with the end of the server's log when it failed to start.
+    """

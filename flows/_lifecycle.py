@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 
 __all__ = ["IllegalTransition", "Lifecycle", "Phase"]
 
@@ -42,11 +43,17 @@ class IllegalTransition(RuntimeError):
 class Lifecycle:
     """The current phase of one run; every transition is checked and logged."""
 
-    def __init__(self, name: str, log: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger) -> None:
+    def __init__(
+        self,
+        name: str,
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
+        on_move: Callable[[Phase], None] | None = None,
+    ) -> None:
         self.name = name
         self.phase = Phase.CREATED
         self.history: list[Phase] = [Phase.CREATED]
         self._log = log
+        self._on_move = on_move
 
     def move(self, phase: Phase) -> None:
         """Go to ``phase``; raises :class:`IllegalTransition` if the table forbids it."""
@@ -55,6 +62,8 @@ class Lifecycle:
         self._log.info("sequence %s: %s -> %s", self.name, self.phase, phase)
         self.phase = phase
         self.history.append(phase)
+        if self._on_move is not None:
+            self._on_move(phase)
 
     @property
     def final(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import AsyncExitStack
@@ -37,7 +38,8 @@ from ._errors import SequenceFailedError
 from ._hardware_lock import device_lock
 from ._iteration import count_shots, iter_shots, parameter_units
 from ._lifecycle import Lifecycle, Phase
-from ._progress import ProgressReporter
+from ._progress import ProgressReporter, RunStatus
+from ._run_log import ship_run_logs
 from ._shot_pipeline import ShotPipeline
 from ._spec import SequenceSpec
 from ._store_path import resolve_store_path
@@ -48,6 +50,10 @@ logger = logging.getLogger(__name__)
 
 CANCEL_POLL_INTERVAL = 1.0
 """Seconds between two checks of the flow run's state for a cancellation request."""
+INTERRUPT_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
+"""Signals that interrupt a run (a service manager's SIGTERM, a terminal's Ctrl-C)."""
 SUMMARY_TIMEOUT = 10.0
 """Seconds allowed for publishing the summary artifact."""
 RESULTS_ROOT_ENV = "SHOTFLOW_RESULTS_ROOT"
@@ -65,17 +71,26 @@ class SequenceResult(BaseModel):
 
 
 class _Interrupt:
-    """Cancels the run's scope on a request (Prefect cancel, SIGINT, SIGTERM) and remembers why."""
+    """Cancels the run's scopes on a request (Prefect cancel, SIGINT, SIGTERM) and remembers why."""
 
     def __init__(self) -> None:
-        self.scope = anyio.CancelScope()
+        self._scopes: list[anyio.CancelScope] = []
         self.reason: str | None = None
+
+    def scope(self) -> anyio.CancelScope:
+        """A new scope that the interrupt cancels (at once if it was already requested)."""
+        scope = anyio.CancelScope()
+        if self.reason is not None:
+            scope.cancel()
+        self._scopes.append(scope)
+        return scope
 
     def request(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
             logger.warning("interrupt requested: %s", reason)
-        self.scope.cancel()
+        for scope in self._scopes:
+            scope.cancel()
 
 
 async def _watch_prefect_cancellation(interrupt: _Interrupt) -> None:
@@ -100,10 +115,12 @@ async def _watch_prefect_cancellation(interrupt: _Interrupt) -> None:
 
 
 async def _watch_signals(interrupt: _Interrupt) -> None:
-    if threading.current_thread() is not threading.main_thread():
+    """Turn SIGINT/SIGTERM into an interrupt (main thread, POSIX; elsewhere Ctrl-C raises
+    KeyboardInterrupt, which the run records as interrupted as well)."""
+    if threading.current_thread() is not threading.main_thread() or sys.platform == "win32":
         return
     try:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with anyio.open_signal_receiver(*INTERRUPT_SIGNALS) as signals:
             async for signum in signals:
                 interrupt.request(f"received {signal.Signals(signum).name}")
     finally:
@@ -111,7 +128,8 @@ async def _watch_signals(interrupt: _Interrupt) -> None:
         # worker's SIGTERM that arrives after this watcher stopped (e.g. the state poll saw
         # the cancel first) would kill the process before the store records its final state.
         # Ignore it until the run returns: Prefect's flow engine restores its handler then.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if hasattr(signal, "SIGTERM"):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _build_compilers(spec: SequenceSpec, runtime: SequenceRuntime) -> dict[str, DeviceCompiler]:
@@ -192,10 +210,9 @@ class _Outcome:
     interrupt_reason: str | None
 
 
-async def _execute(plan: _Plan, resume: bool, lifecycle: Lifecycle) -> _Outcome:
+async def _execute(plan: _Plan, resume: bool, lifecycle: Lifecycle, interrupt: _Interrupt, status: RunStatus) -> _Outcome:
     """Store, devices, pipeline; the one cleanup path records the final state in the store."""
     spec = plan.spec
-    interrupt = _Interrupt()
     failure: BaseException | None = None
     lifecycle.move(Phase.INITIALIZING)
     async with ShotStoreWriter.open(
@@ -209,14 +226,11 @@ async def _execute(plan: _Plan, resume: bool, lifecycle: Lifecycle) -> _Outcome:
         already = writer.completed
         shots = (s for s in iter_shots(spec, calibrated=plan.calibrated) if s.index not in already)
         pipeline: ShotPipeline | None = None
-        reporter = ProgressReporter(
-            plan.expected, lambda: len(already) + (pipeline.completed if pipeline is not None else 0)
-        )
+        status.count(lambda: len(already) + (pipeline.completed if pipeline is not None else 0), plan.expected)
+        reporter = ProgressReporter(status)
         try:
-            with interrupt.scope:
+            with interrupt.scope():
                 async with AsyncExitStack() as stack, anyio.create_task_group() as watchers:
-                    watchers.start_soon(_watch_signals, interrupt)
-                    watchers.start_soon(_watch_prefect_cancellation, interrupt)
                     watchers.start_soon(reporter.run)
                     devices: dict[str, Device] = {
                         name: get_device_type(spec.devices[name].type).device(
@@ -227,6 +241,7 @@ async def _execute(plan: _Plan, resume: bool, lifecycle: Lifecycle) -> _Outcome:
                     compiler = await stack.enter_async_context(
                         ShotCompiler.open(plan.compilers, workers=spec.execution.compile_workers)
                     )
+                    status.update(phase="entering devices")
                     async with anyio.create_task_group() as setup:
                         setup.start_soon(compiler.warm_up)
                         entered = await stack.enter_async_context(open_devices(devices))
@@ -266,8 +281,11 @@ async def _execute(plan: _Plan, resume: bool, lifecycle: Lifecycle) -> _Outcome:
                 )
             )
             with anyio.CancelScope(shield=True):
-                await writer.finish(state, error_record)
-                await reporter.finish()
+                try:
+                    await writer.finish(state, error_record)
+                finally:
+                    status.update(state=str(state))
+                    await reporter.finish()
         return _Outcome(state, error_record, failure, len(writer.completed), interrupt.reason)
 
 
@@ -295,12 +313,43 @@ async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: boo
     one ends the flow run Cancelled. In every case the devices are exited and the
     completed shots are durable in the store.
     """
+    ship_run_logs()
     run_logger = get_run_logger()
     started = time.monotonic()
-    lifecycle = Lifecycle(spec.name, run_logger)
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context is not None else None
+    status = RunStatus(
+        str(flow_run.id) if flow_run is not None else None, flow_run.name if flow_run is not None else None
+    )
+    status.publish()
+    lifecycle = Lifecycle(spec.name, run_logger, on_move=lambda phase: status.update(phase=str(phase)))
     plan = await _plan(spec, store)
-    async with device_lock(plan.compilers, mode=spec.execution.device_lock, timeout=spec.execution.device_lock_timeout):
-        outcome = await _execute(plan, resume, lifecycle)
+    status.update(store=str(plan.store))
+    interrupt = _Interrupt()
+    outcome: _Outcome | None = None
+    try:
+        async with anyio.create_task_group() as watchers:
+            watchers.start_soon(_watch_signals, interrupt)
+            watchers.start_soon(_watch_prefect_cancellation, interrupt)
+            try:
+                with interrupt.scope():
+                    async with device_lock(
+                        plan.compilers,
+                        mode=spec.execution.device_lock,
+                        timeout=spec.execution.device_lock_timeout,
+                        on_busy=lambda message: status.update(phase=message),
+                    ):
+                        outcome = await _execute(plan, resume, lifecycle, interrupt, status)
+            finally:
+                watchers.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the run's own error (DeviceBusyError...), as it was raised
+        raise first_error(group) from None
+    if outcome is None:  # interrupted while waiting for the devices: nothing was touched
+        lifecycle.move(Phase.INTERRUPTED)
+        status.update(state=str(SequenceState.INTERRUPTED))
+        message = f"sequence interrupted ({interrupt.reason}) while waiting for its devices; nothing ran"
+        run_logger.info("%s", message)
+        return Cancelled(message=message)  # type: ignore[return-value]
     result = SequenceResult(
         store=str(plan.store),
         state=str(outcome.state),
