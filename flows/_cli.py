@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from devices import ShotflowError
 
@@ -19,12 +21,15 @@ from ._load import load_spec
 from ._plan import plan_lines
 from ._spec import SequenceSpec
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "console_main", "main"]
 
 logger = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+FLUSH_TIMEOUT = 3.0
+"""Seconds given at exit to Prefect's background senders (logs, events) to reach the server."""
 
 Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -92,10 +97,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"shotflow {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def _prefect_flushed(timeout: float) -> bool:
+    """Give Prefect's log and event senders ``timeout`` s to empty their queues; False if they could not.
+
+    Both retry an unreachable server, and the interpreter's shutdown would wait for them.
+    """
+    if "prefect" not in sys.modules:
+        return True
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        _, pending = service.drain_all(timeout=timeout)  # type: ignore[misc]
+        if pending:
+            return False
+    return True
+
+
+def console_main() -> NoReturn:
+    """The ``shotflow`` executable: :func:`main`, then exit within :data:`FLUSH_TIMEOUT` s.
+
+    When the Prefect server is gone (a Ctrl-C reached it, it was stopped), the run's
+    outcome is already in its store and printed: the process exits without waiting for
+    Prefect's senders to give up.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not _prefect_flushed(FLUSH_TIMEOUT):
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # `python -m flows._cli`: use the package's module, where commands register
-    from flows._cli import main as package_main
+    from flows._cli import console_main as package_main
 
-    sys.exit(package_main())
+    package_main()

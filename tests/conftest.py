@@ -7,6 +7,7 @@ its own temporary ``PREFECT_HOME`` and reports nothing anywhere.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 os.environ.pop("PREFECT_API_URL", None)
 
 import pytest  # noqa: E402
+from simlab import SHOTFLOW  # noqa: E402
 
 
 def _children() -> set[int]:
@@ -54,6 +56,22 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def terminal() -> Iterator[dict[str, str]]:
+    """The environment of a physicist's terminal, for ``shotflow`` commands run as subprocesses.
+
+    No ``PREFECT_API_URL``: the commands use the local Prefect server that shotflow manages,
+    one ``PREFECT_HOME`` shared by every command of the session. That server is stopped at the end.
+    """
+    home = Path(tempfile.mkdtemp(prefix="shotflow-terminal-home-"))
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    try:
+        yield env
+    finally:
+        subprocess.run([SHOTFLOW, "server", "stop"], env=env, timeout=120, check=True, capture_output=True)
 
 
 @pytest.fixture(autouse=True)
