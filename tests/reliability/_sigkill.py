@@ -1,15 +1,21 @@
 """SIGKILL trials of ``shotflow run`` / ``shotflow resume`` (shared by the test and the benchmark).
 
-One *chain* per store: run the CLI in a subprocess and SIGKILL it after a random delay, check
-the store, resume it (killed again) a few times, then resume it to the end and compare the
-final dataset with an uninterrupted reference run.
+Every command is the user's: the ``shotflow`` executable, on the default configuration (no
+``PREFECT_API_URL``: the local server that shotflow manages, one ``PREFECT_HOME`` shared by
+every run). One *chain* per store: run, SIGKILL the command's whole process group at a random
+moment (as a power cut or the OOM killer does), check the store, then a plain
+``shotflow resume STORE`` (killed again a few times), and at the end a resume to completion,
+compared with an uninterrupted reference run. Nothing is repaired by hand between a kill and
+the next command: no lock is reset, no file deleted. Some kills also take the local Prefect
+server down with the run (a power cut); the next command starts a new one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
-import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,13 +31,17 @@ from tasks import open_sequence, store_state
 
 from _rlab import lab_dict
 
+from simlab import SHOTFLOW
 SHOTS = 40
 EARLY_KILLS = 0.2
 """Fraction of kills at a random moment of start-up (before or while the store is created)."""
 EARLY_WINDOW_S = (0.0, 4.0)
 JITTER_S = (0.0, 0.03)
 """The other kills land this long after the end of a random shot (from the sim journal)."""
+SERVER_KILLS = 0.15
+"""Fraction of kills that also kill the local Prefect server (a power cut)."""
 COMPARED = ("camera.atoms", "rf.frequency", "detuning", "attempts", "status")
+COMMAND_TIMEOUT = 300.0
 
 
 @dataclass
@@ -42,9 +52,11 @@ class ChainReport:
     mid_run: int = 0  # kills that landed with 0 < completed < SHOTS
     before_store: int = 0  # kills before the store existed
     after_end: int = 0  # the process had already finished
+    server_kills: int = 0  # kills that took the local server down too
     states: list[str] = field(default_factory=list)
     shots_lost: int = 0  # completed shots that vanished or changed (must stay 0)
-    final_resumes: int = 0
+    resume_seconds: list[float] = field(default_factory=list)  # resume start -> its first shot
+    takeovers: int = 0  # resumes that took over the devices of the killed run
 
 
 def write_spec(folder: Path, shots: int = SHOTS, journal: Path | None = None, suffix: str = "") -> Path:
@@ -56,43 +68,40 @@ def write_spec(folder: Path, shots: int = SHOTS, journal: Path | None = None, su
     return path
 
 
-def cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows._cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+def shotflow(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``shotflow ARGS`` in a process group of its own (as a terminal does), stderr to ``log``."""
+    with open(log, "ab") as err:
+        return subprocess.Popen(
+            [SHOTFLOW, *args], env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
 
 
-def run_to_end(args: list[str], env: dict[str, str]) -> None:
-    proc = cli(args, env)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err.decode()[-3000:]
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the command and every process of its group (compile workers included)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def kill_local_server(env: dict[str, str]) -> bool:
+    """SIGKILL the local Prefect server of ``env``'s PREFECT_HOME; False if none was running."""
+    try:
+        pid = json.loads((Path(env["PREFECT_HOME"]) / "shotflow-server.json").read_text())["pid"]
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+def run_to_end(args: list[str], env: dict[str, str], log: Path) -> None:
+    proc = shotflow(args, env, log)
+    assert proc.wait(timeout=COMMAND_TIMEOUT) == 0, log.read_text()[-3000:]
 
 
 def _is_store(path: Path) -> bool:
     return (path / "zarr.json").exists()
-
-
-def free_devices(devices: list[str], api_url: str) -> None:
-    """Give back the hardware locks a killed run still holds (its lease would expire after
-    ``LEASE_SECONDS``): what an operator does before resuming at once."""
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-
-    from flows import device_limit_name
-
-    async def free() -> None:
-        async with get_client() as client:
-            for device in devices:
-                try:
-                    await client.update_global_concurrency_limit(
-                        device_limit_name(device), GlobalConcurrencyLimitUpdate(active_slots=0)
-                    )
-                except Exception:  # noqa: BLE001 - not created yet: nothing to free
-                    pass
-
-    asyncio.run(free())
 
 
 def _named(ds: xr.Dataset, suffix: str, name: str) -> xr.DataArray:
@@ -121,6 +130,13 @@ def check_killed_store(path: Path, reference: xr.Dataset, before: set[int], suff
     return completed
 
 
+def _journal(journal: Path) -> list[dict[str, object]]:
+    try:
+        return [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
 def _shots_ended(journal: Path) -> int:
     try:
         return journal.read_bytes().count(b'"run_end"')
@@ -128,33 +144,47 @@ def _shots_ended(journal: Path) -> int:
         return 0
 
 
-def _wait_then_kill_point(proc: subprocess.Popen[bytes], journal: Path, target: int, timeout: float = 240) -> None:
+def _first_shot_of(journal: Path, pid: int) -> float | None:
+    """When process ``pid`` started its first shot (journal time), or None."""
+    starts = [e["time"] for e in _journal(journal) if e["event"] == "run_start" and e["pid"] == pid]
+    return float(min(starts)) if starts else None  # type: ignore[arg-type]
+
+
+def _wait_then_kill_point(proc: subprocess.Popen[bytes], journal: Path, target: int) -> None:
     """Return once ``target`` shot ends are journaled (or the process ended)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + COMMAND_TIMEOUT
     while _shots_ended(journal) < target and proc.poll() is None:
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.005)
 
 
+def _check_resume_log(log: Path, since: int) -> bool:
+    """A resume never waits for the killed run's devices; returns whether it took them over."""
+    text = log.read_text(errors="replace")[since:]
+    assert "waiting for devices" not in text, f"a resume waited for the killed run's devices:\n{text[-3000:]}"
+    return "is taken over" in text
+
+
 def chain(folder: Path, reference: xr.Dataset, env: dict[str, str], kills: int, seed: int) -> ChainReport:
-    """``kills`` SIGKILLs on one store, then a resume to the end; returns what happened.
+    """``kills`` SIGKILLs on one store, each followed by a plain command; returns what happened.
 
     Most kills land a random few ms after the end of a random shot (read from the sim journal,
-    whatever the machine's load); some land at a random moment of start-up.
+    whatever the machine's load); some land at a random moment of start-up, and some take the
+    local Prefect server down too.
     """
     rng = random.Random(seed)
     store = folder / "s.zarr"
     journal = folder / "journal.jsonl"
+    log = folder / "shotflow.log"
     suffix = f"_{seed}"
     spec = write_spec(folder, journal=journal, suffix=suffix)
     report = ChainReport()
     completed: set[int] = set()
     for _ in range(kills):
-        if _is_store(store):
-            proc = cli(["resume", str(store)], env)
-        else:  # killed before the store existed (or never started): a fresh run
-            shutil.rmtree(store, ignore_errors=True)
-            proc = cli(["run", str(spec), "--store", str(store)], env)
+        offset = log.stat().st_size if log.exists() else 0
+        resuming = _is_store(store)
+        started = time.time()
+        proc = shotflow(["resume", str(store)] if resuming else ["run", str(spec), "--store", str(store)], env, log)
         if rng.random() < EARLY_KILLS:
             time.sleep(rng.uniform(*EARLY_WINDOW_S))
         else:
@@ -165,12 +195,15 @@ def chain(folder: Path, reference: xr.Dataset, env: dict[str, str], kills: int, 
             time.sleep(rng.uniform(*JITTER_S))
         if proc.poll() is not None:
             report.after_end += 1
-            proc.communicate()
-        else:
-            proc.kill()
-            proc.communicate()
-        free_devices([f"camera{suffix}", f"rf{suffix}"], env["PREFECT_API_URL"])
+        kill_group(proc)
+        if rng.random() < SERVER_KILLS and kill_local_server(env):
+            report.server_kills += 1
         report.kills += 1
+        if resuming:
+            report.takeovers += _check_resume_log(log, offset)
+            first = _first_shot_of(journal, proc.pid)
+            if first is not None:
+                report.resume_seconds.append(first - started)
         if not _is_store(store):
             report.before_store += 1
             continue
@@ -183,13 +216,13 @@ def chain(folder: Path, reference: xr.Dataset, env: dict[str, str], kills: int, 
             report.mid_run += 1
         report.states.append(store_state(store)["state"])
         completed = now
+    offset = log.stat().st_size if log.exists() else 0
     if _is_store(store):
         if store_state(store)["state"] != "finished":
-            run_to_end(["resume", str(store)], env)
+            run_to_end(["resume", str(store)], env, log)
+            report.takeovers += _check_resume_log(log, offset)
     else:
-        shutil.rmtree(store, ignore_errors=True)
-        run_to_end(["run", str(spec), "--store", str(store)], env)
-    report.final_resumes = 1
+        run_to_end(["run", str(spec), "--store", str(store)], env, log)
     final = open_sequence(store)
     assert final.attrs["state"] == "finished" and final.sizes["shot"] == SHOTS
     for name in COMPARED:
@@ -202,9 +235,5 @@ def reference_run(folder: Path, env: dict[str, str]) -> tuple[Path, xr.Dataset]:
     folder.mkdir(parents=True, exist_ok=True)
     spec = write_spec(folder)
     store = folder / "reference.zarr"
-    run_to_end(["run", str(spec), "--store", str(store)], env)
+    run_to_end(["run", str(spec), "--store", str(store)], env, folder / "shotflow.log")
     return spec, open_sequence(store).load()
-
-
-def cli_env(api_url: str) -> dict[str, str]:
-    return {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "ERROR"}
