@@ -10,23 +10,22 @@ A store is one zarr v3 group (a folder ending in ``.zarr``) with dimension ``sho
 - one array per data label ``<device>.<label>`` with dims ``(shot, <label>.y, <label>.x)``
   (one chunk per shot, blosc lz4 + bitshuffle), or ``(shot,)`` for scalar data.
 
+The writer lock lives in ``status/`` (see ``_store_lock``).
+
 Every function here blocks; the writer calls them from a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
-import os
-import socket
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -35,19 +34,19 @@ from zarr.core.sync import (
     sync as zarr_sync,  # what zarr's own sync API runs coroutines with
 )
 
-from ._errors import StoreBusyError, StoreError
+from ._errors import StoreError
 from ._records import SequenceState, ShotRecord, ShotStatus
+
+if TYPE_CHECKING:
+    from ._store_lock import WriterIdentity
 
 __all__ = [
     "FORMAT_VERSION",
     "RESERVED_NAMES",
     "StoreArrays",
-    "acquire_writer_lock",
     "data_dims",
     "read_root_attrs",
-    "release_writer_lock",
     "remove_partial_files",
-    "writer_lock_is_free",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,8 +65,6 @@ SERIES_CHUNK = 1024
 """Chunk length of the per-shot 1-D arrays (status, parameters, times, scalar data)."""
 ATTRS_INTERVAL_S = 0.5
 """Minimum time between two rewrites of the group attributes while running."""
-LOCK_FILE = (STATUS, ".writer.lock")
-"""Inside an array folder, where zarr never looks for group members."""
 PARTIAL_SUFFIX = ".partial"
 """zarr's LocalStore writes ``<key>.<uuid>.partial`` then renames; a SIGKILL can leave some."""
 
@@ -96,67 +93,7 @@ def _fill_value(dtype: np.dtype) -> Any:
     return False if dtype.kind == "b" else 0
 
 
-# --- lock and housekeeping --------------------------------------------------------------
-
-
-def _lock_path(path: Path) -> Path:
-    return path.joinpath(*LOCK_FILE)
-
-
-def acquire_writer_lock(path: Path) -> int:
-    """Take the store's exclusive writer lock (``flock``); return its file descriptor.
-
-    Raises StoreBusyError naming the holder if another writer holds it.
-    """
-    lock = _lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreBusyError(
-            f"store {path} is already open for writing by {holder}; a store has exactly one "
-            "writer (wait for that run to end, or write to another --store path)"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
-    return fd
-
-
-def is_unborn_store(path: Path) -> bool:
-    """True for a folder left by a writer killed before it wrote any metadata.
-
-    Such a folder holds nothing but the writer lock and zarr's temporary files,
-    so a new store may be created in it; anything else makes it not unborn.
-    """
-    lock = _lock_path(path)
-    for entry in Path(path).rglob("*"):
-        if entry.is_file() and entry != lock and not entry.name.endswith(PARTIAL_SUFFIX):
-            return False
-    return True
-
-
-def release_writer_lock(fd: int) -> None:
-    """Release a lock taken by :func:`acquire_writer_lock`."""
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-
-
-def writer_lock_is_free(path: Path) -> bool:
-    """True when no process holds the store's writer lock (checked by taking it briefly)."""
-    try:
-        fd = os.open(_lock_path(path), os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # closing releases a lock we took
-    return True
+# --- housekeeping ------------------------------------------------------------------------
 
 
 def remove_partial_files(path: Path) -> int:
@@ -221,6 +158,7 @@ class StoreArrays:
         spec_json: str,
         expected_shots: int | None,
         parameter_units: Mapping[str, str],
+        writer: WriterIdentity,
     ) -> StoreArrays:
         """Create the group (``path`` exists and holds only the lock) with its fixed arrays."""
         now = _now_iso()
@@ -235,8 +173,7 @@ class StoreArrays:
             "coordinates": "",
             "created": now,
             "updated": now,
-            "writer_pid": os.getpid(),
-            "writer_host": socket.gethostname(),
+            **_writer_attrs(writer),
         }
         group = zarr.open_group(str(path), mode="a", zarr_format=3, attributes=attrs)
         capacity = expected_shots if expected_shots is not None else GROW_BLOCK
@@ -256,7 +193,9 @@ class StoreArrays:
         return cls(path, group, known_count=expected_shots is not None)
 
     @classmethod
-    def reopen(cls, path: Path, *, expected_shots: int | None) -> StoreArrays:
+    def reopen(
+        cls, path: Path, *, expected_shots: int | None, writer: WriterIdentity
+    ) -> StoreArrays:
         """Open an existing store for resuming: drop consolidated metadata, repair shapes."""
         group = zarr.open_group(
             str(path), mode="r+", zarr_format=3, use_consolidated=False
@@ -273,8 +212,7 @@ class StoreArrays:
             {
                 "state": str(SequenceState.RUNNING),
                 "expected_shots": expected_shots,
-                "writer_pid": os.getpid(),
-                "writer_host": socket.gethostname(),
+                **_writer_attrs(writer),
                 "updated": _now_iso(),
             }
         )  # rewriting zarr.json without consolidated metadata: live readers see new shots
@@ -443,6 +381,14 @@ class StoreArrays:
         )
         remove_partial_files(self.path)
         _consolidate(self.path)
+
+
+def _writer_attrs(writer: WriterIdentity) -> dict[str, Any]:
+    return {
+        "writer_pid": writer.pid,
+        "writer_host": writer.host,
+        "writer_create_time": writer.create_time,
+    }
 
 
 def _consolidate(path: Path) -> None:
