@@ -10,6 +10,7 @@ A store is one zarr v3 group (a folder ending in ``.zarr``) with dimension ``sho
 - one array per data label ``<device>.<label>`` with dims ``(shot, <label>.y, <label>.x)``
   (one chunk per shot, blosc lz4 + bitshuffle), or ``(shot,)`` for scalar data.
 
+Every attribute, of the group and of each array, is netCDF-safe (see ``_store_attrs``).
 The writer lock lives in ``status/`` (see ``_store_lock``).
 
 Every function here blocks; the writer calls them from a worker thread.
@@ -36,6 +37,7 @@ from zarr.core.sync import (
 
 from ._errors import StoreError
 from ._records import SequenceState, ShotRecord, ShotStatus
+from ._store_attrs import decode_attrs, encode_attrs
 
 if TYPE_CHECKING:
     from ._store_lock import WriterIdentity
@@ -51,7 +53,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = "shotflow-store/1"
+FORMAT_VERSION = "shotflow-store/2"
+"""2: every attribute netCDF-safe (structures as JSON text, absent values omitted)."""
 SHOT = "shot"
 STATUS = "status"
 START_TIME = "start_time"
@@ -139,7 +142,9 @@ class StoreArrays:
         self.capacity = int(group[STATUS].shape[0])
         self.arrays: dict[str, zarr.Array] = {}
         self.series: dict[str, np.ndarray] = {}
-        self.parameters: list[str] = list(group.attrs.get("coordinates", "").split())
+        self.attrs = decode_attrs(group.attrs.asdict())
+        """The group attributes, decoded; this writer is the only one that changes them."""
+        self.parameters: list[str] = list(str(self.attrs.get("coordinates", "")).split())
         self._last_attrs = 0.0
         for name, array in group.arrays():
             self.arrays[name] = array
@@ -167,7 +172,6 @@ class StoreArrays:
             "state": str(SequenceState.RUNNING),
             "expected_shots": expected_shots,
             "completed_shots": 0,
-            "error": None,
             "spec": spec_json,
             "parameter_units": dict(parameter_units),
             "coordinates": "",
@@ -175,7 +179,9 @@ class StoreArrays:
             "updated": now,
             **_writer_attrs(writer),
         }
-        group = zarr.open_group(str(path), mode="a", zarr_format=3, attributes=attrs)
+        group = zarr.open_group(
+            str(path), mode="a", zarr_format=3, attributes=encode_attrs(attrs)
+        )
         capacity = expected_shots if expected_shots is not None else GROW_BLOCK
         series = {
             STATUS: ("uint8", STATUS_ATTRS),
@@ -196,7 +202,10 @@ class StoreArrays:
     def reopen(
         cls, path: Path, *, expected_shots: int | None, writer: WriterIdentity
     ) -> StoreArrays:
-        """Open an existing store for resuming: drop consolidated metadata, repair shapes."""
+        """Open an existing store for resuming: drop consolidated metadata, repair shapes.
+
+        The attributes are rewritten in this format (a format-1 store becomes format 2).
+        """
         group = zarr.open_group(
             str(path), mode="r+", zarr_format=3, use_consolidated=False
         )
@@ -208,12 +217,12 @@ class StoreArrays:
         ):  # a killed resize, or a longer scan: repaired while the consolidated metadata stands
             arrays.capacity = 0
             arrays._grow_to(target, exact=True)
-        group.attrs.update(
+        arrays.update_attrs(
             {
+                "format_version": FORMAT_VERSION,
                 "state": str(SequenceState.RUNNING),
                 "expected_shots": expected_shots,
                 **_writer_attrs(writer),
-                "updated": _now_iso(),
             }
         )  # rewriting zarr.json without consolidated metadata: live readers see new shots
         return arrays
@@ -307,8 +316,8 @@ class StoreArrays:
         if name not in self.series:
             self.parameters.append(name)
             # list it as a coordinate before creating it, so readers never see it as data
-            self.group.attrs.update({"coordinates": " ".join(self.parameters)})
-            unit = self.group.attrs.get("parameter_units", {}).get(name)
+            self.update_attrs({"coordinates": " ".join(self.parameters)})
+            unit = self.attrs["parameter_units"].get(name)
             attributes = {"long_name": name} | (
                 {"units": unit} if unit is not None and dtype.kind == "f" else {}
             )
@@ -362,10 +371,14 @@ class StoreArrays:
         return int(np.count_nonzero(self.series[STATUS] == ShotStatus.COMPLETED))
 
     def update_attrs(self, attrs: Mapping[str, Any]) -> None:
-        """Rewrite the group attributes with ``attrs`` plus the completed count and time."""
-        self.group.attrs.update(
+        """Rewrite the group attributes with ``attrs`` plus the completed count and time.
+
+        One atomic write of the whole set; an attribute set to None is removed.
+        """
+        self.attrs.update(
             {**attrs, "completed_shots": self.completed_count(), "updated": _now_iso()}
         )
+        self.group.attrs.put(encode_attrs(self.attrs))
         self._last_attrs = time.monotonic()
 
     def finalize(self, state: SequenceState, error: Mapping[str, Any] | None) -> None:
@@ -444,7 +457,7 @@ def _create_series(
         dtype=dtype,
         fill_value=_fill_value(dtype) if name != SHOT else -1,
         dimension_names=[SHOT],
-        attributes=attributes,
+        attributes=encode_attrs(attributes),
         config={"write_empty_chunks": True},
     )
 

@@ -15,6 +15,7 @@ from zarr.storage import LocalStore, WrapperStore
 
 from ._errors import StoreError
 from ._records import SequenceState, ShotStatus
+from ._store_attrs import decode_attrs
 from ._store_layout import SHOT as SHOT_DIM
 from ._store_layout import read_root_attrs
 from ._store_lock import WriterIdentity, read_holder, writer_lock_is_free
@@ -66,7 +67,7 @@ class _CommonLengthStore(WrapperStore[LocalStore]):
 
 def read_store_spec(path: str | Path) -> str:
     """The sequence spec (JSON text) the store was created with. Raises StoreError."""
-    spec = read_root_attrs(Path(path)).get("spec")
+    spec = decode_attrs(read_root_attrs(Path(path))).get("spec")
     if not isinstance(spec, str):
         raise StoreError(f"store {path} has no sequence spec recorded")
     return spec
@@ -87,15 +88,16 @@ def _recorded_writer(path: Path, attrs: dict[str, Any]) -> WriterIdentity | None
 
 
 def store_state(path: str | Path) -> dict[str, Any]:
-    """The store's group attributes, plus ``writer_alive``.
+    """The store's group attributes, decoded, plus ``writer_alive``.
 
-    ``state`` is reported as ``crashed`` when the store says ``running`` but its
+    ``error`` is a dict or None, ``expected_shots`` an int or None, ``parameter_units`` a
+    dict. ``state`` is reported as ``crashed`` when the store says ``running`` but its
     writer is gone: no process holds the writer lock, or the recorded writer process (pid
     and create time) no longer runs on this host. Raises StoreError if ``path`` is not a
     shotflow store.
     """
     path = Path(path)
-    attrs = dict(read_root_attrs(path))
+    attrs = decode_attrs(read_root_attrs(path))
     attrs.pop("coordinates", None)
     if attrs.get("state") == SequenceState.RUNNING:
         writer = _recorded_writer(path, attrs)
@@ -113,7 +115,9 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
 
     Works while the store is being written (reads the live, non-consolidated metadata) and
     after a crash. With ``completed_only`` (default) only shots whose status is completed are
-    returned. Raises StoreError if ``path`` is not a readable store.
+    returned. The attributes are the store's as stored, netCDF-safe (``error`` and
+    ``parameter_units`` as JSON text; :func:`store_state` decodes them), so ``to_netcdf``
+    keeps them. Raises StoreError if ``path`` is not a readable store.
     """
     import xarray as xr  # imported here: writer processes need not pay for it
 
