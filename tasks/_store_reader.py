@@ -17,7 +17,7 @@ from ._errors import StoreError
 from ._records import SequenceState, ShotStatus
 from ._store_attrs import decode_attrs
 from ._store_layout import SHOT as SHOT_DIM
-from ._store_layout import read_root_attrs
+from ._store_layout import STATUS, read_root_attrs
 from ._store_lock import WriterIdentity, read_holder, writer_lock_is_free
 
 if TYPE_CHECKING:
@@ -117,7 +117,8 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
     after a crash. With ``completed_only`` (default) only shots whose status is completed are
     returned. The attributes are the store's as stored, netCDF-safe (``error`` and
     ``parameter_units`` as JSON text; :func:`store_state` decodes them), so ``to_netcdf``
-    keeps them. Raises StoreError if ``path`` is not a readable store.
+    keeps them. Raises StoreError if ``path`` is not a readable store, or holds only its
+    group metadata (its writer is creating the arrays, or was killed doing so).
     """
     import xarray as xr  # imported here: writer processes need not pay for it
 
@@ -149,7 +150,12 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
                 )
                 break
             time.sleep(RETRY_DELAY_S)
+    if STATUS not in ds.variables:
+        raise StoreError(
+            f"store {path} has no shot arrays yet: its writer is creating them, or was "
+            "stopped while doing so"
+        )
     if completed_only:
-        completed = np.flatnonzero(ds["status"].values == ShotStatus.COMPLETED)
+        completed = np.flatnonzero(ds[STATUS].values == ShotStatus.COMPLETED)
         ds = ds.isel(shot=completed)
     return ds

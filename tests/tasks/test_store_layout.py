@@ -15,6 +15,7 @@ import tasks._store_layout as layout
 from tasks import (
     SequenceState,
     ShotStatus,
+    StoreError,
     StoreShapeError,
     open_sequence,
     read_store_spec,
@@ -150,3 +151,12 @@ async def test_shape_or_dtype_change_names_the_label(
         await writer.write(record(2))  # the writer is still healthy
         await writer.finish(SequenceState.FINISHED)
     assert list(open_sequence(path)["shot"].values) == [0, 2]
+
+
+def test_a_store_with_only_its_group_metadata_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "scan.zarr"
+    # the first thing a writer writes; killed right after it, the arrays never appear
+    attributes = {"format_version": layout.FORMAT_VERSION, "state": "running"}
+    zarr.open_group(str(path), mode="a", zarr_format=3, attributes=attributes)
+    with pytest.raises(StoreError, match="no shot arrays yet"):
+        open_sequence(path)

@@ -60,8 +60,10 @@ async def _crashed(path: Path) -> None:
     async with await open_process(
         [*child_argv(), str(path), "100000", "new", "unknown", "0.01", SPEC_JSON]
     ) as child:
+        assert child.stdout is not None
+        assert (await child.stdout.receive()).startswith(b"ready")  # its arrays exist
         with anyio.fail_after(60):
-            while not (path / "zarr.json").exists() or open_sequence(path).sizes["shot"] < 3:
+            while open_sequence(path).sizes["shot"] < 3:
                 await anyio.sleep(0.05)
         child.kill()
         await child.wait()
