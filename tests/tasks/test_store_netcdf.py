@@ -136,7 +136,8 @@ async def test_a_format_1_store_reads_and_resumes_as_format_2(tmp_path: Path) ->
     zarr.consolidate_metadata(str(path), zarr_format=3)
     state = store_state(path)
     assert state["error"] is None and state["parameter_units"] == UNITS
-    assert "state    interrupted" in describe_store(path)
+    text = describe_store(path)
+    assert "state    interrupted" in text and "0 m .. 1 mm, 2 distinct" in text
 
     async with ShotStoreWriter.open(
         path, spec_json=SPEC_JSON, expected_shots=None, parameter_units=UNITS, resume=True
