@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 from filelock import BaseFileLock, Timeout, UnixFileLock, WindowsFileLock
 
-from ._errors import StoreBusyError
+from ._errors import StoreBusyError, StoreError
 from ._store_layout import PARTIAL_SUFFIX, STATUS
 
 __all__ = [
@@ -127,19 +127,25 @@ def _file(store: Path, parts: tuple[str, str]) -> Path:
 def acquire_writer_lock(path: Path) -> WriterLock:
     """Take the store's exclusive writer lock and record this process as its holder.
 
-    Raises StoreBusyError naming the holder ("pid N on host H") if another writer holds it.
+    Raises StoreBusyError naming the holder ("pid N on host H") if another writer holds it,
+    StoreError if the lock cannot be taken at all (e.g. a network share without file locks).
     """
     _file(path, LOCK_FILE).parent.mkdir(parents=True, exist_ok=True)
     lock = _lock(path)
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         holder = read_holder(path)
         named = holder.describe() if holder and holder.is_alive() is not False else "another process"
         raise StoreBusyError(
             f"store {path} is already open for writing by {named}; a store has exactly one "
             "writer (wait for that run to end, or write to another --store path)"
         ) from None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot lock store {path} for writing ({exc}); its folder must be writable and on a "
+            "filesystem with file locks (some network shares have none): use a local disk"
+        ) from exc
     holder = WriterIdentity.current()
     try:
         _write_holder(path, holder)
@@ -169,17 +175,17 @@ def read_holder(path: Path) -> WriterIdentity | None:
 def writer_lock_is_free(path: Path) -> bool:
     """True when no process holds the store's writer lock (checked by taking it briefly).
 
-    A lock this process may not open (a read-only store) counts as held: the caller then
-    relies on the holder's liveness.
+    A lock this process cannot take (a read-only store, a filesystem without locks) counts
+    as held: the caller then relies on the holder's liveness.
     """
     if not _file(path, LOCK_FILE).exists():
         return True
     lock = _lock(Path(path))
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         return False
-    except PermissionError as exc:
+    except OSError as exc:
         logger.debug("cannot probe the writer lock of %s: %s", path, exc)
         return False
     lock.release()

@@ -15,7 +15,7 @@ from anyio import open_process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from store_helpers import record, write_store
 
-from tasks import StoreBusyError
+from tasks import StoreBusyError, StoreError
 from tasks._store_lock import (
     CREATE_TIME_TOLERANCE_S,
     WriterIdentity,
@@ -137,3 +137,12 @@ def test_is_unborn_store_counts_only_the_lock_files(tmp_path: Path) -> None:
     (path / "zarr.json").write_text("{}")
     assert not is_unborn_store(path)
 
+
+
+def test_a_lock_that_cannot_be_taken_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "scan.zarr"
+    (path / "status" / ".writer.lock").mkdir(parents=True)  # not a file: no lock on it
+    with pytest.raises(StoreError, match="cannot lock store") as info:
+        acquire_writer_lock(path)
+    assert not isinstance(info.value, StoreBusyError)
+    assert not writer_lock_is_free(path)  # cannot tell: the holder's liveness decides
