@@ -10,12 +10,14 @@ from ._errors import (
     StoreBusyError,
     StoreError,
     StoreExistsError,
+    StoreQueryError,
     StoreShapeError,
     StoreSpecMismatchError,
 )
 from ._groups import first_error
 from ._records import SequenceState, ShotRecord, ShotStatus
 from ._store_reader import open_sequence, read_store_spec, store_state
+from ._quantity_text import format_quantity
 from ._store_show import describe_store, plot_store
 from ._retry import RetryPolicy
 from ._shot_runner import ShotRunner
@@ -44,6 +46,8 @@ __all__ = [
     "plot_store",
     "read_store_spec",
     "store_state",
+    # values with units as text (`shotflow show`)
+    "format_quantity",
     # errors
     "DeviceExitError",
     "DeviceSetupError",
@@ -52,6 +56,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StoreExistsError",
+    "StoreQueryError",
     "StoreShapeError",
     "StoreSpecMismatchError",
 ]

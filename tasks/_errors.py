@@ -12,6 +12,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StoreExistsError",
+    "StoreQueryError",
     "StoreShapeError",
     "StoreSpecMismatchError",
 ]
@@ -26,6 +27,18 @@ class StoreError(ShotflowError):
 
 class StoreExistsError(StoreError):
     """A store already exists at the path and ``resume`` was not requested."""
+
+
+class StoreQueryError(StoreError):
+    """A request names a data variable or parameter the store does not have.
+
+    ``name`` is the unknown name, ``available`` the names the store has for that role.
+    """
+
+    def __init__(self, message: str, *, name: str, available: list[str]) -> None:
+        super().__init__(message)
+        self.name = name
+        self.available = available
 
 
 class StoreBusyError(StoreError):

@@ -10,23 +10,23 @@ A store is one zarr v3 group (a folder ending in ``.zarr``) with dimension ``sho
 - one array per data label ``<device>.<label>`` with dims ``(shot, <label>.y, <label>.x)``
   (one chunk per shot, blosc lz4 + bitshuffle), or ``(shot,)`` for scalar data.
 
+Every attribute, of the group and of each array, is netCDF-safe (see ``_store_attrs``).
+The writer lock lives in ``status/`` (see ``_store_lock``).
+
 Every function here blocks; the writer calls them from a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
-import os
-import socket
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -35,24 +35,26 @@ from zarr.core.sync import (
     sync as zarr_sync,  # what zarr's own sync API runs coroutines with
 )
 
-from ._errors import StoreBusyError, StoreError
+from ._errors import StoreError
 from ._records import SequenceState, ShotRecord, ShotStatus
+from ._store_attrs import decode_attrs, encode_attrs
+
+if TYPE_CHECKING:
+    from ._store_lock import WriterIdentity
 
 __all__ = [
     "FORMAT_VERSION",
     "RESERVED_NAMES",
     "StoreArrays",
-    "acquire_writer_lock",
     "data_dims",
     "read_root_attrs",
-    "release_writer_lock",
     "remove_partial_files",
-    "writer_lock_is_free",
 ]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = "shotflow-store/1"
+FORMAT_VERSION = "shotflow-store/2"
+"""2: every attribute netCDF-safe (structures as JSON text, absent values omitted)."""
 SHOT = "shot"
 STATUS = "status"
 START_TIME = "start_time"
@@ -66,8 +68,6 @@ SERIES_CHUNK = 1024
 """Chunk length of the per-shot 1-D arrays (status, parameters, times, scalar data)."""
 ATTRS_INTERVAL_S = 0.5
 """Minimum time between two rewrites of the group attributes while running."""
-LOCK_FILE = (STATUS, ".writer.lock")
-"""Inside an array folder, where zarr never looks for group members."""
 PARTIAL_SUFFIX = ".partial"
 """zarr's LocalStore writes ``<key>.<uuid>.partial`` then renames; a SIGKILL can leave some."""
 
@@ -96,67 +96,7 @@ def _fill_value(dtype: np.dtype) -> Any:
     return False if dtype.kind == "b" else 0
 
 
-# --- lock and housekeeping --------------------------------------------------------------
-
-
-def _lock_path(path: Path) -> Path:
-    return path.joinpath(*LOCK_FILE)
-
-
-def acquire_writer_lock(path: Path) -> int:
-    """Take the store's exclusive writer lock (``flock``); return its file descriptor.
-
-    Raises StoreBusyError naming the holder if another writer holds it.
-    """
-    lock = _lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreBusyError(
-            f"store {path} is already open for writing by {holder}; a store has exactly one "
-            "writer (wait for that run to end, or write to another --store path)"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
-    return fd
-
-
-def is_unborn_store(path: Path) -> bool:
-    """True for a folder left by a writer killed before it wrote any metadata.
-
-    Such a folder holds nothing but the writer lock and zarr's temporary files,
-    so a new store may be created in it; anything else makes it not unborn.
-    """
-    lock = _lock_path(path)
-    for entry in Path(path).rglob("*"):
-        if entry.is_file() and entry != lock and not entry.name.endswith(PARTIAL_SUFFIX):
-            return False
-    return True
-
-
-def release_writer_lock(fd: int) -> None:
-    """Release a lock taken by :func:`acquire_writer_lock`."""
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-
-
-def writer_lock_is_free(path: Path) -> bool:
-    """True when no process holds the store's writer lock (checked by taking it briefly)."""
-    try:
-        fd = os.open(_lock_path(path), os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # closing releases a lock we took
-    return True
+# --- housekeeping ------------------------------------------------------------------------
 
 
 def remove_partial_files(path: Path) -> int:
@@ -202,7 +142,9 @@ class StoreArrays:
         self.capacity = int(group[STATUS].shape[0])
         self.arrays: dict[str, zarr.Array] = {}
         self.series: dict[str, np.ndarray] = {}
-        self.parameters: list[str] = list(group.attrs.get("coordinates", "").split())
+        self.attrs = decode_attrs(group.attrs.asdict())
+        """The group attributes, decoded; this writer is the only one that changes them."""
+        self.parameters: list[str] = list(str(self.attrs.get("coordinates", "")).split())
         self._last_attrs = 0.0
         for name, array in group.arrays():
             self.arrays[name] = array
@@ -221,6 +163,7 @@ class StoreArrays:
         spec_json: str,
         expected_shots: int | None,
         parameter_units: Mapping[str, str],
+        writer: WriterIdentity,
     ) -> StoreArrays:
         """Create the group (``path`` exists and holds only the lock) with its fixed arrays."""
         now = _now_iso()
@@ -229,16 +172,16 @@ class StoreArrays:
             "state": str(SequenceState.RUNNING),
             "expected_shots": expected_shots,
             "completed_shots": 0,
-            "error": None,
             "spec": spec_json,
             "parameter_units": dict(parameter_units),
             "coordinates": "",
             "created": now,
             "updated": now,
-            "writer_pid": os.getpid(),
-            "writer_host": socket.gethostname(),
+            **_writer_attrs(writer),
         }
-        group = zarr.open_group(str(path), mode="a", zarr_format=3, attributes=attrs)
+        group = zarr.open_group(
+            str(path), mode="a", zarr_format=3, attributes=encode_attrs(attrs)
+        )
         capacity = expected_shots if expected_shots is not None else GROW_BLOCK
         series = {
             STATUS: ("uint8", STATUS_ATTRS),
@@ -256,8 +199,13 @@ class StoreArrays:
         return cls(path, group, known_count=expected_shots is not None)
 
     @classmethod
-    def reopen(cls, path: Path, *, expected_shots: int | None) -> StoreArrays:
-        """Open an existing store for resuming: drop consolidated metadata, repair shapes."""
+    def reopen(
+        cls, path: Path, *, expected_shots: int | None, writer: WriterIdentity
+    ) -> StoreArrays:
+        """Open an existing store for resuming: drop consolidated metadata, repair shapes.
+
+        The attributes are rewritten in this format (a format-1 store becomes format 2).
+        """
         group = zarr.open_group(
             str(path), mode="r+", zarr_format=3, use_consolidated=False
         )
@@ -269,13 +217,12 @@ class StoreArrays:
         ):  # a killed resize, or a longer scan: repaired while the consolidated metadata stands
             arrays.capacity = 0
             arrays._grow_to(target, exact=True)
-        group.attrs.update(
+        arrays.update_attrs(
             {
+                "format_version": FORMAT_VERSION,
                 "state": str(SequenceState.RUNNING),
                 "expected_shots": expected_shots,
-                "writer_pid": os.getpid(),
-                "writer_host": socket.gethostname(),
-                "updated": _now_iso(),
+                **_writer_attrs(writer),
             }
         )  # rewriting zarr.json without consolidated metadata: live readers see new shots
         return arrays
@@ -369,8 +316,8 @@ class StoreArrays:
         if name not in self.series:
             self.parameters.append(name)
             # list it as a coordinate before creating it, so readers never see it as data
-            self.group.attrs.update({"coordinates": " ".join(self.parameters)})
-            unit = self.group.attrs.get("parameter_units", {}).get(name)
+            self.update_attrs({"coordinates": " ".join(self.parameters)})
+            unit = self.attrs["parameter_units"].get(name)
             attributes = {"long_name": name} | (
                 {"units": unit} if unit is not None and dtype.kind == "f" else {}
             )
@@ -424,10 +371,14 @@ class StoreArrays:
         return int(np.count_nonzero(self.series[STATUS] == ShotStatus.COMPLETED))
 
     def update_attrs(self, attrs: Mapping[str, Any]) -> None:
-        """Rewrite the group attributes with ``attrs`` plus the completed count and time."""
-        self.group.attrs.update(
+        """Rewrite the group attributes with ``attrs`` plus the completed count and time.
+
+        One atomic write of the whole set; an attribute set to None is removed.
+        """
+        self.attrs.update(
             {**attrs, "completed_shots": self.completed_count(), "updated": _now_iso()}
         )
+        self.group.attrs.put(encode_attrs(self.attrs))
         self._last_attrs = time.monotonic()
 
     def finalize(self, state: SequenceState, error: Mapping[str, Any] | None) -> None:
@@ -443,6 +394,14 @@ class StoreArrays:
         )
         remove_partial_files(self.path)
         _consolidate(self.path)
+
+
+def _writer_attrs(writer: WriterIdentity) -> dict[str, Any]:
+    return {
+        "writer_pid": writer.pid,
+        "writer_host": writer.host,
+        "writer_create_time": writer.create_time,
+    }
 
 
 def _consolidate(path: Path) -> None:
@@ -498,7 +457,7 @@ def _create_series(
         dtype=dtype,
         fill_value=_fill_value(dtype) if name != SHOT else -1,
         dimension_names=[SHOT],
-        attributes=attributes,
+        attributes=encode_attrs(attributes),
         config={"write_empty_chunks": True},
     )
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import warnings
 from pathlib import Path
@@ -17,8 +15,10 @@ from zarr.storage import LocalStore, WrapperStore
 
 from ._errors import StoreError
 from ._records import SequenceState, ShotStatus
+from ._store_attrs import decode_attrs
 from ._store_layout import SHOT as SHOT_DIM
-from ._store_layout import read_root_attrs, writer_lock_is_free
+from ._store_layout import STATUS, read_root_attrs
+from ._store_lock import WriterIdentity, read_holder, writer_lock_is_free
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -67,37 +67,42 @@ class _CommonLengthStore(WrapperStore[LocalStore]):
 
 def read_store_spec(path: str | Path) -> str:
     """The sequence spec (JSON text) the store was created with. Raises StoreError."""
-    spec = read_root_attrs(Path(path)).get("spec")
+    spec = decode_attrs(read_root_attrs(Path(path))).get("spec")
     if not isinstance(spec, str):
         raise StoreError(f"store {path} has no sequence spec recorded")
     return spec
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _recorded_writer(path: Path, attrs: dict[str, Any]) -> WriterIdentity | None:
+    """The lock's holder file, else the writer named in the attributes (a store copied
+    without its hidden files)."""
+    holder = read_holder(path)
+    if holder is not None:
+        return holder
+    pid, host, started = (
+        attrs.get(k) for k in ("writer_pid", "writer_host", "writer_create_time")
+    )
+    if not isinstance(pid, int) or not isinstance(host, str):
+        return None
+    return WriterIdentity(pid, host, started if isinstance(started, float) else None)
 
 
 def store_state(path: str | Path) -> dict[str, Any]:
-    """The store's group attributes, with ``state`` reported as ``crashed`` when the store
-    says ``running`` but no writer holds it (the writer process died), plus ``writer_alive``.
+    """The store's group attributes, decoded, plus ``writer_alive``.
 
-    Raises StoreError if ``path`` is not a shotflow store.
+    ``error`` is a dict or None, ``expected_shots`` an int or None, ``parameter_units`` a
+    dict. ``state`` is reported as ``crashed`` when the store says ``running`` but its
+    writer is gone: no process holds the writer lock, or the recorded writer process (pid
+    and create time) no longer runs on this host. Raises StoreError if ``path`` is not a
+    shotflow store.
     """
     path = Path(path)
-    attrs = dict(read_root_attrs(path))
+    attrs = decode_attrs(read_root_attrs(path))
     attrs.pop("coordinates", None)
     if attrs.get("state") == SequenceState.RUNNING:
-        lock_free = writer_lock_is_free(path)
-        same_host = attrs.get("writer_host") == socket.gethostname()
-        pid = attrs.get("writer_pid")
-        dead = same_host and isinstance(pid, int) and not _pid_alive(pid)
-        attrs["writer_alive"] = not (lock_free or dead)
+        writer = _recorded_writer(path, attrs)
+        dead = writer is not None and writer.is_alive() is False
+        attrs["writer_alive"] = not (dead or writer_lock_is_free(path))
         if not attrs["writer_alive"]:
             attrs["state"] = str(SequenceState.CRASHED)
     else:
@@ -110,7 +115,10 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
 
     Works while the store is being written (reads the live, non-consolidated metadata) and
     after a crash. With ``completed_only`` (default) only shots whose status is completed are
-    returned. Raises StoreError if ``path`` is not a readable store.
+    returned. The attributes are the store's as stored, netCDF-safe (``error`` and
+    ``parameter_units`` as JSON text; :func:`store_state` decodes them), so ``to_netcdf``
+    keeps them. Raises StoreError if ``path`` is not a readable store, or holds only its
+    group metadata (its writer is creating the arrays, or was killed doing so).
     """
     import xarray as xr  # imported here: writer processes need not pay for it
 
@@ -142,7 +150,12 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
                 )
                 break
             time.sleep(RETRY_DELAY_S)
+    if STATUS not in ds.variables:
+        raise StoreError(
+            f"store {path} has no shot arrays yet: its writer is creating them, or was "
+            "stopped while doing so"
+        )
     if completed_only:
-        completed = np.flatnonzero(ds["status"].values == ShotStatus.COMPLETED)
+        completed = np.flatnonzero(ds[STATUS].values == ShotStatus.COMPLETED)
         ds = ds.isel(shot=completed)
     return ds

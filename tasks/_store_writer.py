@@ -25,12 +25,10 @@ from ._records import SequenceState, ShotRecord, ShotStatus
 from ._store_layout import (
     RESERVED_NAMES,
     StoreArrays,
-    acquire_writer_lock,
-    is_unborn_store,
     read_root_attrs,
-    release_writer_lock,
     remove_partial_files,
 )
+from ._store_lock import WriterLock, acquire_writer_lock, is_unborn_store
 
 __all__ = ["ShotStoreWriter"]
 
@@ -146,21 +144,23 @@ def _open_store(
     expected_shots: int | None,
     parameter_units: Mapping[str, str],
     resume: bool,
-) -> tuple[int, StoreArrays]:
+) -> tuple[WriterLock, StoreArrays]:
     """Blocking part of :meth:`ShotStoreWriter.open`: lock, then create or reopen."""
     if resume:
         read_root_attrs(path)  # raises StoreError if there is no store to resume
-        fd = acquire_writer_lock(path)
+        lock = acquire_writer_lock(path)
         try:
-            if not _same_spec(read_root_attrs(path).get("spec", ""), spec_json):
+            if not _same_spec(str(read_root_attrs(path).get("spec", "")), spec_json):
                 raise StoreSpecMismatchError(
                     f"cannot resume {path}: its sequence spec differs from the one given; resume with "
                     "the spec stored in the store (see `shotflow show`)"
                 )
             remove_partial_files(path)
-            return fd, StoreArrays.reopen(path, expected_shots=expected_shots)
+            return lock, StoreArrays.reopen(
+                path, expected_shots=expected_shots, writer=lock.holder
+            )
         except BaseException:
-            release_writer_lock(fd)
+            lock.release()
             raise
     try:
         path.mkdir(parents=True, exist_ok=False)
@@ -170,18 +170,19 @@ def _open_store(
                 f"{path} already exists; choose another store path, or resume it (`shotflow resume {path}`)"
             ) from None
         logger.warning("%s holds only the lock of a run killed before its store was written: reusing it", path)
-    fd = acquire_writer_lock(path)
+    lock = acquire_writer_lock(path)
     try:
         arrays = StoreArrays.create(
             path,
             spec_json=spec_json,
             expected_shots=expected_shots,
             parameter_units=parameter_units,
+            writer=lock.holder,
         )
     except BaseException:
-        release_writer_lock(fd)
+        lock.release()
         raise
-    return fd, arrays
+    return lock, arrays
 
 
 class ShotStoreWriter:
@@ -232,7 +233,7 @@ class ShotStoreWriter:
         path = Path(path)
         if path.suffix != ".zarr":
             raise StoreError(f"store path {path} must end in .zarr")
-        fd, arrays = await anyio.to_thread.run_sync(
+        lock, arrays = await anyio.to_thread.run_sync(
             partial(
                 _open_store,
                 path,
@@ -278,7 +279,7 @@ class ShotStoreWriter:
                     if not writer._finished:
                         await writer.finish(SequenceState.FINISHED)
         finally:
-            release_writer_lock(fd)
+            lock.release()
         if body_error is not None:
             raise body_error
 

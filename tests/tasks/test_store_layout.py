@@ -15,6 +15,7 @@ import tasks._store_layout as layout
 from tasks import (
     SequenceState,
     ShotStatus,
+    StoreError,
     StoreShapeError,
     open_sequence,
     read_store_spec,
@@ -58,8 +59,9 @@ async def test_layout_read_back_with_xarray(tmp_path: Path) -> None:
     assert attrs["state"] == "finished"
     assert attrs["expected_shots"] == 6
     assert attrs["completed_shots"] == 3
-    assert attrs["error"] is None
+    assert "error" not in attrs  # absent values are omitted, never null
     assert json.loads(attrs["spec"]) == json.loads(SPEC_JSON)
+    assert json.loads(attrs["parameter_units"]) == {"x": "m", "power": "W"}
     assert attrs["format_version"] == layout.FORMAT_VERSION
     assert {"created", "updated", "ended"} <= set(attrs)
     for i in range(3):
@@ -99,7 +101,8 @@ async def test_unknown_count_grows_in_blocks_and_trims(
     ds = xr.open_zarr(path)
     assert ds.sizes["shot"] == 11
     assert list(ds["shot"].values) == list(range(11))
-    assert ds.attrs["expected_shots"] is None and ds.attrs["completed_shots"] == 11
+    assert "expected_shots" not in ds.attrs and ds.attrs["completed_shots"] == 11
+    assert store_state(path)["expected_shots"] is None
     assert (ds["status"].values == 1).all()
     for i in (0, 4, 10):
         assert_shot_exact(ds, i)
@@ -148,3 +151,12 @@ async def test_shape_or_dtype_change_names_the_label(
         await writer.write(record(2))  # the writer is still healthy
         await writer.finish(SequenceState.FINISHED)
     assert list(open_sequence(path)["shot"].values) == [0, 2]
+
+
+def test_a_store_with_only_its_group_metadata_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "scan.zarr"
+    # the first thing a writer writes; killed right after it, the arrays never appear
+    attributes = {"format_version": layout.FORMAT_VERSION, "state": "running"}
+    zarr.open_group(str(path), mode="a", zarr_format=3, attributes=attributes)
+    with pytest.raises(StoreError, match="no shot arrays yet"):
+        open_sequence(path)

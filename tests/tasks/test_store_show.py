@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import anyio
@@ -17,6 +18,7 @@ from tasks import (
     ShotStatus,
     ShotStoreWriter,
     StoreError,
+    StoreQueryError,
     describe_store,
     open_sequence,
     plot_store,
@@ -57,14 +59,12 @@ async def test_describe_names_state_counts_parameters_and_variables(
         and "device=camera" in text
     )
     assert "2 completed of 10 expected (1 failed)" in text
-    assert "x" in text and "[m]" in text and "0 .. 0.001" in text
-    assert "[W]" in text
-    assert (
-        "camera.image" in text
-        and "(shot, camera.image.y, camera.image.x)" in text
-        and "uint16" in text
-    )
-    assert "scope.trace" in text and "(shot, scope.trace.sample)" in text
+    assert "parameters (over 2 completed shots)" in text
+    assert "  x             0 m .. 1 mm, 2 distinct" in text  # engineering prefixes, like plan
+    assert "  power         500 mW, constant" in text
+    assert "  camera.image  uint16   (shot: 2, camera.image.y: 16, camera.image.x: 24)" in text
+    assert "  scope.trace   float32  (shot: 2, scope.trace.sample: 50)" in text
+    assert "  scope.peak    float64  (shot: 2)" in text
 
 
 async def test_describe_a_store_being_written_then_crashed(tmp_path: Path) -> None:
@@ -99,12 +99,44 @@ async def test_plot_writes_a_png_and_names_unknown_names(tmp_path: Path) -> None
     out = Path(
         os.environ.get("SHOTFLOW_TEST_PLOT", tmp_path / "plot.png")
     )  # set it to look at the plot
-    plot_store(path, "camera.image", "detuning", out)
+    assert plot_store(path, "camera.image", "detuning", out) == "detuning"
     assert out.read_bytes().startswith(b"\x89PNG")
-    with pytest.raises(StoreError, match="'camera.imag'.*available: camera.image"):
+    assert re.search(r"\n  detuning +-5 MHz \.\. 5 MHz, 11 distinct\n", describe_store(path))
+    with pytest.raises(StoreQueryError, match="'camera.imag'.*available: camera.image") as info:
         plot_store(path, "camera.imag", "detuning", out)
-    with pytest.raises(StoreError, match="'detune'.*available: detuning"):
+    assert info.value.name == "camera.imag" and info.value.available == ["camera.image"]
+    with pytest.raises(StoreQueryError, match="'detune'.*available: detuning, shot") as info:
         plot_store(path, "camera.image", "detune", out)
+    assert info.value.available == ["detuning", "shot"]
+
+
+def _scan_record(i: int, parameters: dict[str, float]) -> ShotRecord:
+    return ShotRecord(i, parameters, {"scope.peak": float(i)}, 1.7e9 + i, 1.7e9 + i + 0.1)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "axis"),
+    [
+        # one scan parameter, a constant and a derived one that follows it
+        (lambda i: {"power": 1e-4, "detuning": i * 1e5, "rf": 8e7 + i * 1e5}, "detuning"),
+        (lambda i: {"detuning": (i % 3) * 1e5, "rf": 8e7 + (i % 3) * 1e5}, "detuning"),  # repeats
+        (lambda i: {"detuning": (i % 3) * 1e5, "time": (i // 3) * 1e-3}, "shot"),  # a 2-D scan
+        (lambda i: {"power": 1e-4}, "shot"),  # nothing scanned
+    ],
+)
+async def test_plot_without_against_picks_the_single_scan_parameter_else_shot(
+    tmp_path: Path, parameters: object, axis: str
+) -> None:
+    path = tmp_path / "scan.zarr"
+    records = [_scan_record(i, parameters(i)) for i in range(9)]  # type: ignore[operator]
+    units = {"power": "W", "detuning": "Hz", "rf": "Hz", "time": "s"}
+    async with ShotStoreWriter.open(
+        path, spec_json=SPEC_JSON, expected_shots=9, parameter_units=units
+    ) as writer:
+        for r in records:
+            await writer.write(r)
+    assert plot_store(path, "scope.peak", None, tmp_path / "plot.png") == axis
+    assert (tmp_path / "plot.png").read_bytes().startswith(b"\x89PNG")
 
 
 async def test_plot_of_store_without_data_is_an_error(tmp_path: Path) -> None:
@@ -116,6 +148,22 @@ async def test_plot_of_store_without_data_is_an_error(tmp_path: Path) -> None:
         state=SequenceState.FAILED,
     )
     with pytest.raises(
-        StoreError, match="no data variable 'camera.image'.*available: none"
+        StoreQueryError, match="no data variable 'camera.image'.*available: none"
     ):
         plot_store(path, "camera.image", "x", tmp_path / "p.png")
+
+
+async def test_plot_of_store_without_completed_shots_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "scan.zarr"
+    await write_store(
+        path,
+        [record(0), record(1, status=ShotStatus.FAILED, data={})],
+        expected_shots=2,
+    )
+    async with ShotStoreWriter.open(
+        path, spec_json=SPEC_JSON, expected_shots=2, parameter_units={}, resume=True
+    ) as writer:
+        await writer.write(record(0, status=ShotStatus.FAILED, data={}))  # no completed shot left
+    with pytest.raises(StoreError, match="no completed shot") as info:
+        plot_store(path, "camera.image", None, tmp_path / "p.png")
+    assert not isinstance(info.value, StoreQueryError)

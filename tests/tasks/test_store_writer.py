@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -201,11 +202,14 @@ async def test_live_reader_in_another_process_sees_completed_shots(
 
 
 def test_a_folder_left_by_a_writer_killed_before_any_metadata_is_reused(tmp_path: Path) -> None:
-    from tasks._store_layout import acquire_writer_lock, release_writer_lock
-
     path = tmp_path / "unborn.zarr"
     path.mkdir()
-    release_writer_lock(acquire_writer_lock(path))  # what a killed writer leaves: the lock file only
+    code = (
+        "import os, pathlib; from tasks._store_lock import acquire_writer_lock; "
+        f"acquire_writer_lock(pathlib.Path({str(path)!r})); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)  # dies holding the lock
+    assert {p.name for p in path.rglob("*") if p.is_file()} == {".writer.lock", ".writer.holder"}
 
     async def main() -> None:
         async with ShotStoreWriter.open(path, spec_json="{}", expected_shots=1, parameter_units={}) as writer:
