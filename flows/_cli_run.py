@@ -17,7 +17,7 @@ import anyio
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tasks import describe_store, plot_store, read_store_spec, store_state
+from tasks import StoreQueryError, describe_store, plot_store, read_store_spec, store_state
 
 from ._cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, command
 from ._load import load_spec
@@ -228,7 +228,9 @@ def _store_argument(parser: argparse.ArgumentParser) -> None:
 def _show_arguments(parser: argparse.ArgumentParser) -> None:
     _store_argument(parser)
     parser.add_argument("--plot", metavar="VAR", help="data variable to plot (e.g. camera.atoms)")
-    parser.add_argument("--against", metavar="PARAM", help="scan parameter for the x axis")
+    parser.add_argument(
+        "--against", metavar="PARAM", help="x axis (default: the scanned parameter if there is one, else shot)"
+    )
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="PNG file to write")
 
 
@@ -243,15 +245,22 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _run(spec, args.store, resume=True)
 
 
-@command("show", "summarise a store; --plot VAR --against PARAM -o FILE draws a PNG", _show_arguments)
+@command("show", "summarise a store; --plot VAR [--against PARAM] -o FILE draws a PNG", _show_arguments)
 def _cmd_show(args: argparse.Namespace) -> int:
     if args.plot and not args.output:
         _err.print("shotflow show: error: --plot needs -o FILE (the PNG to write)")
         return EXIT_BAD_INPUT
+    if args.against and not args.plot:
+        _err.print("shotflow show: error: --against needs --plot VAR")
+        return EXIT_BAD_INPUT
+    try:
+        against = plot_store(args.store, args.plot, args.against, args.output) if args.plot else None
+    except StoreQueryError as exc:  # an unknown variable or parameter: bad input
+        _err.print(f"shotflow show: error: {exc}")
+        return EXIT_BAD_INPUT
     print(describe_store(args.store))
     if args.plot:
-        plot_store(args.store, args.plot, args.against, args.output)
-        print(f"plot written to {args.output}")
+        print(f"plot of {args.plot} against {against} written to {args.output}")
     return 0
 
 

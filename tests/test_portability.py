@@ -34,16 +34,8 @@ PLATFORM_SIGNALS = frozenset(
 
 # Known offenders, reported on every run; an entry that matches nothing any more fails the test.
 # (path, enclosing function, what)
-ALLOWED_LIVENESS: frozenset[tuple[str, str, str]] = frozenset(
-    {
-        ("flows/_hardware_lock.py", "_process_is_dead", "os.kill(..., 0)"),  # fixed in flows by the hardening change
-    }
-)
-ALLOWED_SIGNALS: frozenset[tuple[str, str, str]] = frozenset(
-    {
-        ("flows/_run_sequence.py", "_watch_signals", "signal.SIGTERM"),  # fixed in flows by the hardening change
-    }
-)
+ALLOWED_LIVENESS: frozenset[tuple[str, str, str]] = frozenset()
+ALLOWED_SIGNALS: frozenset[tuple[str, str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
