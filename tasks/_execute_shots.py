@@ -20,6 +20,9 @@ __all__ = ["ExecutionTurn", "ShotGate", "execute_shots"]
 
 logger = logging.getLogger(__name__)
 
+STORE_DEFER_LIMIT = 0.05
+"""Longest time (s) a finished shot waits for the next shot's trigger before it goes to the store."""
+
 
 class ExecutionTurn:
     """One execution task's place in line: it may start once the previous turn has finished."""
@@ -141,8 +144,10 @@ async def execute_shots(
                 continue
             turn.finish()  # the next turn's shot starts now
             try:
-                # storing this shot and ending this task run overlap the next shot's play
-                await turn.wait_next_triggered()
+                # storing this shot and ending this task run overlap the next shot's play,
+                # unless the next shot's set-up is long: a finished shot is durable promptly
+                with anyio.move_on_after(STORE_DEFER_LIMIT):
+                    await turn.wait_next_triggered()
             finally:
                 await store(record)
     finally:

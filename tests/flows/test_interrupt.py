@@ -71,7 +71,7 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
 
             tg.start_soon(run)
             flow_run_id = await _running_flow_run_id()
-            while _completed(store) < 3:  # shot 3 is held until the cancel aborts it
+            while await anyio.to_thread.run_sync(_completed, store) < 3:  # shot 3 is held until cancelled
                 await anyio.sleep(0.05)
             async with get_client() as client:
                 await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)

@@ -99,10 +99,10 @@ def test_no_holder_record_outlives_its_run(tmp_path: Path) -> None:
     state = asyncio.run(run_sequence(lab_spec(shots=2), store=str(tmp_path / "s.zarr"), return_state=True))
     assert state.is_completed(), state.message
 
-    async def holder_records() -> list[str]:
-        async with get_client() as client:
-            variables = await client.read_variables()
-        return [v.name for v in variables if v.name.startswith("shotflow_device_holder_")]
+    async def holder_records() -> dict[str, object]:
+        names = [f"shotflow_device_holder_{device}" for device in ("sequencer", "camera", "rf")]
+        return {name: await Variable.aget(name, default=None) for name in names}
 
-    assert asyncio.run(holder_records()) == []
-    assert asyncio.run(Variable.aget("shotflow_device_holder_camera", default=None)) is None
+    assert asyncio.run(holder_records()) == dict.fromkeys(
+        ["shotflow_device_holder_sequencer", "shotflow_device_holder_camera", "shotflow_device_holder_rf"]
+    )
