@@ -25,8 +25,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "reliability"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+_ROOT = Path(__file__).resolve().parent.parent
+# the repository first (its packages, not the test folders of the same names), then the test helpers
+sys.path[:0] = [str(_ROOT), str(_ROOT / "tests" / "reliability"), str(_ROOT / "tests")]
 
 
 def main() -> None:
