@@ -72,7 +72,7 @@ def lab_spec(
     RF source (frequency follows the detuning, ``settle`` after each change). A zero duration
     gives zero-length shots (the camera is then left out: it needs its picture step).
     """
-    from flows import SequenceSpec
+    from flows.sequence import SequenceSpec
 
     all_devices: dict[str, dict[str, Any]] = {
         "sequencer": {"type": "sim.sequencer", "time_step": "10 us", "channels": ["mot", "coil"]},

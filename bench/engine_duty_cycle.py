@@ -47,7 +47,8 @@ import numpy as np
 from _common import lab_spec, machine, median, read_store_times
 
 from devices import ShotExchange, get_device_type
-from flows import SequenceRuntime, iter_shots, run_sequence
+from flows.run import run_sequence
+from flows.sequence import SequenceRuntime, iter_shots
 
 
 @dataclass
@@ -171,6 +172,7 @@ def main() -> None:
             f"{case:<14} {label:<12} {m['span']:8.2f} {m['gap_median']:10.3f} {m['gap_p95']:10.3f}"
             f" {m['cycle']:7.2f} {m['per_shot']:8.2f} {100 * m['duty']:7.2f} {100 * m['play_duty']:7.2f} {m['play_duty'] / base:7.3f}"
         )
+
 
 if __name__ == "__main__":
     main()

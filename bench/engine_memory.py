@@ -28,7 +28,7 @@ import _common  # noqa: F401  (sets up the private Prefect home before Prefect i
 import numpy as np
 from _common import lab_spec, machine, read_store_times, rss_mb
 
-from flows import Progress, progress_listener, run_sequence
+from flows.run import Progress, progress_listener, run_sequence
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from uuid import UUID
 import _common  # noqa: F401  (sets up the private Prefect home before Prefect is imported)
 from _common import lab_spec, machine, read_store_times
 
-from flows import run_sequence
+from flows.run import run_sequence
 
 PAGE = 200
 """Task runs per read_task_runs call (the server's maximum page)."""

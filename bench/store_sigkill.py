@@ -23,7 +23,8 @@ from pathlib import Path
 import anyio
 import numpy as np
 
-from tasks import SequenceState, ShotRecord, ShotStoreWriter, open_sequence, store_state
+from tasks.records import SequenceState, ShotRecord
+from tasks.store import ShotStoreWriter, open_sequence, store_state
 
 SPEC_JSON = json.dumps({"name": "sigkill bench"})
 
@@ -47,9 +48,7 @@ def record(i: int) -> ShotRecord:
     return ShotRecord(i, {"x": i * 1e-3}, data, 1.7e9 + i, 1.7e9 + i + 0.01)
 
 
-async def write_all(
-    path: str, shots: int, known: bool, resume: bool, announce: bool = False
-) -> None:
+async def write_all(path: str, shots: int, known: bool, resume: bool, announce: bool = False) -> None:
     """Write (or with ``resume`` complete) the scan; with ``announce`` print ``ready`` once open."""
     async with ShotStoreWriter.open(
         path,
@@ -73,16 +72,10 @@ def check(path: Path, shots: int | None = None) -> int:
         images, traces = ds["camera.image"].values, ds["scope.trace"].values
         for row, i in enumerate(ds["shot"].values):
             expected = record(int(i)).data
-            assert np.array_equal(images[row], expected["camera.image"]), (
-                f"shot {i} image differs"
-            )
-            assert np.array_equal(traces[row], expected["scope.trace"]), (
-                f"shot {i} trace differs"
-            )
+            assert np.array_equal(images[row], expected["camera.image"]), f"shot {i} image differs"
+            assert np.array_equal(traces[row], expected["scope.trace"]), f"shot {i} trace differs"
     if shots is not None:
-        assert ds.sizes["shot"] == shots, (
-            f"resume left {shots - ds.sizes['shot']} shots missing"
-        )
+        assert ds.sizes["shot"] == shots, f"resume left {shots - ds.sizes['shot']} shots missing"
     return int(ds.sizes["shot"])
 
 
@@ -114,9 +107,7 @@ def main() -> None:
                 "known" if known else "unknown",
             ]
             process = subprocess.Popen(argv, stdout=subprocess.PIPE)
-            assert (
-                process.stdout is not None and process.stdout.readline() == b"ready\n"
-            )
+            assert process.stdout is not None and process.stdout.readline() == b"ready\n"
             time.sleep(rng.uniform(0, args.window))
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -126,9 +117,7 @@ def main() -> None:
             salvaged += completed
             anyio.run(write_all, str(path), args.shots, known, True)
             check(path, args.shots)
-            print(
-                f"trial {trial:3d}: {state:8s} {completed:4d}/{args.shots} shots intact, resumed to the end"
-            )
+            print(f"trial {trial:3d}: {state:8s} {completed:4d}/{args.shots} shots intact, resumed to the end")
     print(
         f"{args.trials} trials in {time.perf_counter() - start:.0f} s: {mid_scan} kills mid-scan, "
         f"{salvaged} completed shots all bit-exact, every store resumed to completion"

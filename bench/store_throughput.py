@@ -20,7 +20,8 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from tasks import SequenceState, ShotRecord, ShotStoreWriter
+from tasks.records import SequenceState, ShotRecord
+from tasks.store import ShotStoreWriter
 
 IMAGE_SHAPE = (512, 512)
 TRACE_LENGTH = 10_000
@@ -33,21 +34,13 @@ def _payloads() -> list[tuple[np.ndarray, np.ndarray]]:
     payloads = []
     for k in range(DISTINCT):
         blob = 3000 * np.exp(-((x - 256 - k) ** 2 + (y - 256) ** 2) / (2 * 40.0**2))
-        image = (
-            (200 + blob + rng.normal(0, 20, IMAGE_SHAPE))
-            .clip(0, 65535)
-            .astype(np.uint16)
-        )
-        trace = (
-            np.sin(np.linspace(0, 20, TRACE_LENGTH)) + rng.normal(0, 0.05, TRACE_LENGTH)
-        ).astype(np.float32)
+        image = (200 + blob + rng.normal(0, 20, IMAGE_SHAPE)).clip(0, 65535).astype(np.uint16)
+        trace = (np.sin(np.linspace(0, 20, TRACE_LENGTH)) + rng.normal(0, 0.05, TRACE_LENGTH)).astype(np.float32)
         payloads.append((image, trace))
     return payloads
 
 
-def bench_writer(
-    path: Path, shots: int, payloads: list[tuple[np.ndarray, np.ndarray]]
-) -> float:
+def bench_writer(path: Path, shots: int, payloads: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Seconds to write ``shots`` records through ShotStoreWriter, until finish() returns."""
 
     async def run() -> float:
@@ -75,9 +68,7 @@ def bench_writer(
     return anyio.run(run)
 
 
-def bench_raw_zarr(
-    path: Path, shots: int, payloads: list[tuple[np.ndarray, np.ndarray]]
-) -> float:
+def bench_raw_zarr(path: Path, shots: int, payloads: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Seconds to write the same arrays with zarr directly: one setitem per array per shot."""
     group = zarr.open_group(str(path), mode="w-", zarr_format=3)
     compressors = [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")]
@@ -112,22 +103,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     payloads = _payloads()
-    print(
-        f"machine: {platform.platform()}, python {platform.python_version()}, {os.cpu_count()} CPUs"
-    )
+    print(f"machine: {platform.platform()}, python {platform.python_version()}, {os.cpu_count()} CPUs")
     print(f"zarr {zarr.__version__}, numpy {np.__version__}")
-    print(
-        f"per shot: {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} uint16 image + {TRACE_LENGTH} float32 trace"
-    )
+    print(f"per shot: {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} uint16 image + {TRACE_LENGTH} float32 trace")
     writer_times, raw_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeat):
-            raw_times.append(
-                bench_raw_zarr(Path(tmp) / f"raw{r}.zarr", args.shots, payloads)
-            )
-            writer_times.append(
-                bench_writer(Path(tmp) / f"writer{r}.zarr", args.shots, payloads)
-            )
+            raw_times.append(bench_raw_zarr(Path(tmp) / f"raw{r}.zarr", args.shots, payloads))
+            writer_times.append(bench_writer(Path(tmp) / f"writer{r}.zarr", args.shots, payloads))
             print(
                 f"run {r}: raw zarr {args.shots / raw_times[-1]:7.1f} shots/s   "
                 f"ShotStoreWriter {args.shots / writer_times[-1]:7.1f} shots/s"

@@ -105,15 +105,16 @@ class ShotExchange:
         """
         self.context_for(device_name)
         self._finished.add(device_name)
-        self._arrive(device_name)
+        self.arrive(device_name)
         prefix = f"{device_name}."
         for key, event in self._data_events.items():
             if key.startswith(prefix) and key not in self._data:
                 event.set()
 
-    # -- internals used by ShotContext -----------------------------------------------------------
+    # -- the barrier and the data, as ShotContext uses them ----------------------------------------
 
-    def _arrive(self, device_name: str) -> None:
+    def arrive(self, device_name: str) -> None:
+        """Record that ``device_name`` is ready; the last arrival triggers the shot."""
         self._arrived.add(device_name)
         if not self._all_ready.is_set() and self._arrived.issuperset(self.device_names):
             self.trigger_time = anyio.current_time()
@@ -122,13 +123,23 @@ class ShotExchange:
             if self._on_trigger is not None:
                 self._on_trigger()
 
-    def _signal(self, key: str, value: Any) -> None:
+    async def all_ready(self) -> None:
+        """Wait until every device of the shot has arrived (the trigger)."""
+        await self._all_ready.wait()
+
+    def has_data(self, key: str) -> bool:
+        """Whether ``key`` was signalled in this shot."""
+        return key in self._data
+
+    def signal(self, key: str, value: Any) -> None:
+        """Publish ``value`` under ``key`` and wake its waiters."""
         self._data[key] = value
         event = self._data_events.get(key)
         if event is not None:
             event.set()
 
-    async def _wait_data(self, waiter: str, key: str) -> Any:
+    async def wait_for(self, waiter: str, key: str) -> Any:
+        """Wait, as device ``waiter``, until ``key`` is signalled; raises if it never can be."""
         device, sep, label = key.partition(".")
         if not sep or not label:
             raise ShotContextError(f"device {waiter!r}: data key {key!r} must be '<device>.<label>'")
@@ -169,7 +180,7 @@ class ShotContext:
 
     @property
     def trigger_time(self) -> float | None:
-        """anyio clock time of the trigger, or None before every device is ready."""
+        """The anyio clock time of the trigger, or None before every device is ready."""
         return self._exchange.trigger_time
 
     async def wait_all_devices_ready(self) -> None:
@@ -184,8 +195,8 @@ class ShotContext:
                 f"device {self.device_name!r} called wait_all_devices_ready twice in shot {self.index}"
             )
         self._barrier_called = True
-        self._exchange._arrive(self.device_name)
-        await self._exchange._all_ready.wait()
+        self._exchange.arrive(self.device_name)
+        await self._exchange.all_ready()
 
     def signal_data(self, label: str, value: Any) -> None:
         """Publish ``value`` as ``"<device>.<label>"``; wakes its waiters.
@@ -196,9 +207,9 @@ class ShotContext:
         if not label or "." in label:
             raise ShotContextError(f"device {self.device_name!r}: data label {label!r} must be non-empty without '.'")
         key = f"{self.device_name}.{label}"
-        if key in self._exchange._data:
+        if self._exchange.has_data(key):
             raise ShotContextError(f"device {self.device_name!r} signalled {label!r} twice in shot {self.index}")
-        self._exchange._signal(key, value)
+        self._exchange.signal(key, value)
 
     async def wait_data(self, key: str) -> Any:
         """Wait until ``key`` (``"<device>.<label>"``) is signalled and return its value.
@@ -206,7 +217,7 @@ class ShotContext:
         Raises :class:`DeviceError` if that device is not in the shot or finished
         without signalling it. Cancellable.
         """
-        return await self._exchange._wait_data(self.device_name, key)
+        return await self._exchange.wait_for(self.device_name, key)
 
     def elapsed(self) -> float:
         """Seconds since the trigger; raises :class:`ShotContextError` before the trigger."""

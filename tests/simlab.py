@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flows import SequenceSpec, run_sequence
+from flows.run import run_sequence
+from flows.sequence import SequenceSpec
 
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
 """The ``shotflow`` executable of this environment, as the README runs it."""

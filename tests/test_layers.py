@@ -43,8 +43,10 @@ def test_no_private_module_imported_across_packages(package: str) -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 parts = node.module.split(".")
-                if parts[0] in {"flows", "tasks", "devices"} and parts[0] != package and any(
-                    p.startswith("_") for p in parts[1:]
+                if (
+                    parts[0] in {"flows", "tasks", "devices"}
+                    and parts[0] != package
+                    and any(p.startswith("_") for p in parts[1:])
                 ):
                     offenders.append(f"{path.relative_to(ROOT)}: {node.module}")
     assert not offenders, offenders

@@ -25,9 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("flows", "tasks", "devices")
 
-PLATFORM_MODULES = frozenset(
-    {"fcntl", "termios", "pwd", "grp", "resource", "posix", "tty", "pty", "msvcrt", "winreg"}
-)
+PLATFORM_MODULES = frozenset({"fcntl", "termios", "pwd", "grp", "resource", "posix", "tty", "pty", "msvcrt", "winreg"})
 PLATFORM_SIGNALS = frozenset(
     {"SIGTERM", "SIGHUP", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGALRM", "SIGCHLD", "SIGPIPE"}
 )
@@ -188,12 +186,7 @@ class _Checker(ast.NodeVisitor):
             and isinstance(func.value, ast.Name)
             and func.value.id in self.os
         ) or (isinstance(func, ast.Name) and func.id in self.kill_names)
-        if (
-            is_kill
-            and len(node.args) == 2
-            and isinstance(node.args[1], ast.Constant)
-            and node.args[1].value == 0
-        ):
+        if is_kill and len(node.args) == 2 and isinstance(node.args[1], ast.Constant) and node.args[1].value == 0:
             self._report("liveness", "os.kill(..., 0)", node)
         self.generic_visit(node)
 
@@ -219,8 +212,7 @@ def _findings(kind: str) -> dict[tuple[str, str, str], list[int]]:
 
 def _describe(found: dict[tuple[str, str, str], list[int]]) -> str:
     return "; ".join(
-        f"{path}:{','.join(map(str, lines))} in {scope}: {what}"
-        for (path, scope, what), lines in sorted(found.items())
+        f"{path}:{','.join(map(str, lines))} in {scope}: {what}" for (path, scope, what), lines in sorted(found.items())
     )
 
 
@@ -233,9 +225,7 @@ def _describe(found: dict[tuple[str, str, str], list[int]]) -> str:
     ],
     ids=["imports", "liveness", "signals"],
 )
-def test_platform_specific_code_is_guarded(
-    kind: str, allowed: frozenset[tuple[str, str, str]], advice: str
-) -> None:
+def test_platform_specific_code_is_guarded(kind: str, allowed: frozenset[tuple[str, str, str]], advice: str) -> None:
     found = _findings(kind)
     known = {key: lines for key, lines in found.items() if key in allowed}
     if known:

@@ -125,7 +125,7 @@ async def _hold(device: SimDevice, shot: ShotContext) -> None:
         raise DeviceError(device.name, "faults.hold_shot needs faults.hold_until (the release file)")
     write_journal(device.faults.journal, device.name, "held", shot.index)
     logger.info("%s: holding shot %d until %s exists (hold_shot)", device.name, shot.index, release)
-    while not await anyio.Path(release).exists():
+    while not await anyio.Path(release).exists():  # noqa: ASYNC110 - another process creates the file
         await anyio.sleep(HOLD_POLL)
 
 

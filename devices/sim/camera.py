@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, override
 
 import numpy as np
 from pydantic import Field
@@ -119,6 +119,7 @@ class CameraCompiler(SimCompiler):
         if rows < 1 or cols < 1:
             raise DeviceConfigurationError(name, f"roi must be positive, got {self.config.roi}")
 
+    @override
     def compile_initialization_parameters(self) -> Mapping[str, Any]:
         c = self.config
         return {
@@ -130,6 +131,7 @@ class CameraCompiler(SimCompiler):
             "seed": c.seed,
         }
 
+    @override
     def compile_shot(self, shot: Shot) -> Mapping[str, Any]:
         c = self.config
         timeline = self.sequence.timeline(shot)
@@ -137,7 +139,9 @@ class CameraCompiler(SimCompiler):
         if not isinstance(lane, CameraLane):
             found = "missing" if lane is None else f"a {type(lane).__name__}"
             raise ValueError(f"device {self.name!r}: timeline lane {c.lane!r} must be a camera lane, it is {found}")
-        pictures = [(name, start) for name, start in zip(lane.values, timeline.step_starts) if name is not None]
+        pictures = [
+            (name, start) for name, start in zip(lane.values, timeline.step_starts, strict=False) if name is not None
+        ]
         names = [name for name, _ in pictures]
         if len(set(names)) != len(names):
             raise ValueError(f"device {self.name!r}: picture names repeat in lane {c.lane!r}: {names}")
@@ -193,6 +197,7 @@ class CameraDevice(SimDevice):
 class CameraController(SimController):
     """Arms, waits for the barrier, then signals each picture once its exposure has ended."""
 
+    @override
     async def play(self, device: CameraDevice, instructions: Mapping[str, Any], shot: ShotContext) -> None:
         pictures = instructions["pictures"]
         exposure = float(instructions["exposure"])

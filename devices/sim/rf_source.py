@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, override
 
 from .._configuration import Expression, expression
 from .._shot import Shot
@@ -36,6 +36,7 @@ class RFSourceCompiler(SimCompiler):
 
     config: RFSourceConfig
 
+    @override
     def compile_shot(self, shot: Shot) -> Mapping[str, Any]:
         c = self.config
         timeline = self.sequence.timeline(shot)
@@ -73,6 +74,7 @@ class RFSourceDevice(SimDevice):
 class RFSourceController(SimController):
     """Applies the setting, waits for the barrier, holds it for the shot; signals ``frequency``."""
 
+    @override
     async def play(self, device: RFSourceDevice, instructions: Mapping[str, Any], shot: ShotContext) -> None:
         await run_blocking(
             device.apply,

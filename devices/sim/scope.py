@@ -8,7 +8,7 @@ included) plus Gaussian noise of standard deviation ``noise``, seeded by
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, override
 
 import numpy as np
 from pydantic import Field
@@ -60,9 +60,11 @@ class ScopeCompiler(SimCompiler):
         if known is not None and lane is not None and lane not in known:
             raise DeviceConfigurationError(name, f"source_lane {lane!r} is not a timeline lane; known: {sorted(known)}")
 
+    @override
     def compile_initialization_parameters(self) -> Mapping[str, Any]:
         return {**super().compile_initialization_parameters(), "noise": self.config.noise, "seed": self.config.seed}
 
+    @override
     def compile_shot(self, shot: Shot) -> Mapping[str, Any]:
         c = self.config
         timeline = self.sequence.timeline(shot)
@@ -105,6 +107,7 @@ class ScopeDevice(SimDevice):
 class ScopeController(SimController):
     """Arms, waits for the barrier, acquires for the shot duration, signals ``trace``."""
 
+    @override
     async def play(self, device: ScopeDevice, instructions: Mapping[str, Any], shot: ShotContext) -> None:
         device.arm()
         await shot.wait_all_devices_ready()

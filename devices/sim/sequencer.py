@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, override
 
 import numpy as np
 from pydantic import Field
@@ -62,6 +62,7 @@ class SequencerCompiler(SimCompiler):
                     name, f"channels {unknown} are not timeline lanes; known lanes: {sorted(known)}"
                 )
 
+    @override
     def compile_shot(self, shot: Shot) -> Mapping[str, Any]:
         time_step = self.evaluate(self.config.time_step, shot, "s")
         if not time_step > 0:
@@ -135,6 +136,7 @@ class SequencerDevice(SimDevice):
 class SequencerController(SimController):
     """Uploads, waits for the barrier, triggers, plays for the shot duration; signals ``duration``."""
 
+    @override
     async def play(self, device: SequencerDevice, instructions: Mapping[str, Any], shot: ShotContext) -> None:
         await run_blocking(device.upload, instructions)
         await shot.wait_all_devices_ready()

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+from fake_sequence import TIMELINE, UNITS, FakeSequence  # noqa: E402,F401 - picklable by module name
 
 from devices import (
     Device,
@@ -19,8 +20,6 @@ from devices import (
     ShotExchange,
     get_device_type,
 )
-
-from fake_sequence import TIMELINE, UNITS, FakeSequence  # noqa: E402,F401 - picklable by module name
 
 
 @pytest.fixture

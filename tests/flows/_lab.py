@@ -9,7 +9,7 @@ from typing import Any
 from simlab import events, read_journal
 from simlab import lab_spec as _lab_spec
 
-from flows import SequenceSpec
+from flows.sequence import SequenceSpec
 
 __all__ = ["events", "lab_spec", "read_journal"]
 

@@ -12,22 +12,11 @@ import yaml
 from _lab import read_journal
 from prefect.variables import Variable
 
-from flows import (
-    SequenceSpec,
-    calibrate_rabi,
-    calibrate_resonance,
-    run_sequence,
-    store_calibrated,
-)
-from flows._calibration_fit import (
-    FitQuality,
-    atom_numbers,
-    check_fit,
-    fit_lorentzian,
-    fit_rabi,
-    lorentzian,
-)
-from tasks import open_sequence, store_state
+from flows.calibration import calibrate_rabi, calibrate_resonance
+from flows.calibration._fit import FitQuality, atom_numbers, check_fit, fit_lorentzian, fit_rabi, lorentzian
+from flows.run import run_sequence, store_calibrated
+from flows.sequence import SequenceSpec
+from tasks.store import open_sequence, store_state
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -63,26 +52,20 @@ def test_lorentzian_fit_finds_the_center_and_passes_the_check() -> None:
     y = lorentzian(x, 80.2e6, 0.4e6, 1e5, 0.0) + rng.normal(0, 300, x.size)
     fit = fit_lorentzian(x, y)
     assert fit is not None and abs(fit.value("center") - 80.2e6) < 10e3
-    assert (
-        check_fit(fit, "center", fit.value("width"), (79e6, 81e6), FitQuality()) is None
-    )
+    assert check_fit(fit, "center", fit.value("width"), (79e6, 81e6), FitQuality()) is None
 
 
 def test_noise_fails_the_check() -> None:
     x = np.linspace(60e6, 61e6, 31)
     y = np.random.default_rng(2).normal(0, 300, x.size)
     fit = fit_lorentzian(x, y)
-    problem = check_fit(
-        fit, "center", fit.value("width") if fit else 1.0, (60e6, 61e6), FitQuality()
-    )
+    problem = check_fit(fit, "center", fit.value("width") if fit else 1.0, (60e6, 61e6), FitQuality())
     assert problem is not None
 
 
 def test_rabi_fit_finds_the_frequency() -> None:
     t = np.linspace(0, 40e-6, 25)
-    y = 1e5 * np.sin(np.pi * 50e3 * t) ** 2 + np.random.default_rng(3).normal(
-        0, 500, t.size
-    )
+    y = 1e5 * np.sin(np.pi * 50e3 * t) ** 2 + np.random.default_rng(3).normal(0, 500, t.size)
     fit = fit_rabi(t, y)
     assert fit is not None and abs(fit.value("frequency") - 50e3) < 500
 
@@ -92,9 +75,7 @@ def test_rabi_fit_finds_the_frequency() -> None:
 
 def test_calibration_stores_the_fitted_resonance(tmp_path: Path) -> None:
     spec = example("calibration_resonance.yaml", tmp_path)
-    state = asyncio.run(
-        calibrate_resonance(spec, variable="rf_frequency", return_state=True)
-    )
+    state = asyncio.run(calibrate_resonance(spec, variable="rf_frequency", return_state=True))
     assert state.is_completed(), state.message
     result = state.result()
     assert abs(result.value - TRUE_RESONANCE) < 3 * result.uncertainty + 5e3
@@ -122,33 +103,21 @@ def test_failed_fit_keeps_the_previous_value(tmp_path: Path) -> None:
             }
         ],
     )
-    state = asyncio.run(
-        calibrate_resonance(
-            far, variable="rf_frequency", name="resonance_kept", return_state=True
-        )
-    )
+    state = asyncio.run(calibrate_resonance(far, variable="rf_frequency", name="resonance_kept", return_state=True))
     assert state.is_failed()
-    assert "rejected" in state.message and "previous value" in state.message, (
-        state.message
-    )
+    assert "rejected" in state.message and "previous value" in state.message, state.message
     assert variable("resonance_kept") == before
 
 
 def test_sequence_uses_the_calibrated_resonance(tmp_path: Path) -> None:
     asyncio.run(store_calibrated("resonance", TRUE_RESONANCE, "Hz", 1e3, "test"))
     spec = example("calibrated_scan.yaml", tmp_path)
-    state = asyncio.run(
-        run_sequence(spec, store=str(tmp_path / "s.zarr"), return_state=True)
-    )
+    state = asyncio.run(run_sequence(spec, store=str(tmp_path / "s.zarr"), return_state=True))
     assert state.is_completed(), state.message
     ds = open_sequence(tmp_path / "s.zarr")
-    np.testing.assert_allclose(
-        ds["rf.frequency"].values, TRUE_RESONANCE + ds["detuning"].values
-    )
+    np.testing.assert_allclose(ds["rf.frequency"].values, TRUE_RESONANCE + ds["detuning"].values)
     atoms = atom_numbers(ds["camera.atoms"].values)
-    assert ds["detuning"].values[int(np.argmax(atoms))] == 0.0, (
-        "the scan is not centred on the resonance"
-    )
+    assert ds["detuning"].values[int(np.argmax(atoms))] == 0.0, "the scan is not centred on the resonance"
 
 
 def test_missing_calibration_is_refused_before_devices_are_touched(
@@ -157,20 +126,13 @@ def test_missing_calibration_is_refused_before_devices_are_touched(
     journal = tmp_path / "journal.jsonl"
     spec = example("calibrated_scan.yaml", tmp_path)
     data = spec.model_dump(mode="json")
-    text = yaml.safe_dump(data).replace(
-        "calibrated.resonance", "calibrated.never_measured"
-    )
+    text = yaml.safe_dump(data).replace("calibrated.resonance", "calibrated.never_measured")
     data = yaml.safe_load(text)
     for device in data["devices"].values():
         device["faults"] = {"journal": str(journal)}
-    state = asyncio.run(
-        run_sequence(SequenceSpec.model_validate(data), return_state=True)
-    )
+    state = asyncio.run(run_sequence(SequenceSpec.model_validate(data), return_state=True))
     assert state.is_failed()
-    assert (
-        "calibrated.never_measured" in state.message
-        and "run the calibration first" in state.message
-    )
+    assert "calibrated.never_measured" in state.message and "run the calibration first" in state.message
     assert not read_journal(journal)
 
 
@@ -192,9 +154,7 @@ def test_rabi_calibration_stores_the_pi_time(tmp_path: Path) -> None:
     ]
     data["devices"]["camera"]["pulse_time"] = "pulse_duration"
     data["devices"]["camera"]["rabi_frequency"] = "50 kHz"
-    state = asyncio.run(
-        calibrate_rabi(SequenceSpec.model_validate(data), return_state=True)
-    )
+    state = asyncio.run(calibrate_rabi(SequenceSpec.model_validate(data), return_state=True))
     assert state.is_completed(), state.message
     assert state.result().value == pytest.approx(10e-6, rel=0.02)
     assert variable("pi_pulse")["unit"] == "s"

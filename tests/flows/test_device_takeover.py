@@ -22,7 +22,8 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.states import Running
 from prefect.variables import Variable
 
-from flows import DeviceBusyError, device_limit_name, device_lock
+from flows._errors import DeviceBusyError
+from flows.locks import device_limit_name, device_lock
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -34,7 +35,9 @@ def _device() -> str:
 async def _hold_elsewhere(device: str, **record: Any) -> None:
     """Take ``device``'s slot as a run on another host would, with its holder record."""
     async with get_client() as client:
-        await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=device_limit_name(device), limit=1))
+        await client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=device_limit_name(device), limit=1)
+        )
         response = await client.increment_concurrency_slots_with_lease(
             names=[device_limit_name(device)], slots=1, mode="concurrency", lease_duration=60
         )

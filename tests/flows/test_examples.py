@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import count_shots, load_spec, run_sequence
-from tasks import open_sequence, store_state
+from flows.run import run_sequence
+from flows.sequence import count_shots, load_spec
+from tasks.store import open_sequence, store_state
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCANS = ["rabi.yaml", "resonance.yaml", "scan_2d.yaml"]

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows import ExpressionError, compile_expression
-from flows._expressions import Quantity, si_magnitude
+from flows._errors import ExpressionError
+from flows.sequence import compile_expression
+from flows.sequence._expressions import Quantity, si_magnitude
 
 
 def si(text: str, **namespace: object) -> float | bool:
@@ -116,7 +117,7 @@ def test_errors_name_the_expression(text: str, problem: str) -> None:
 
 INJECTIONS = [
     "__import__('os').system('touch {marker}')",
-    "__import__(\"os\").system(\"touch {marker}\")",
+    '__import__("os").system("touch {marker}")',
     "().__class__.__bases__[0].__subclasses__()",
     "().__class__",
     "x.__class__",
@@ -191,8 +192,32 @@ def test_fuzz_random_text(text: str) -> None:
 
 
 _ATOMS = st.sampled_from(
-    ["1", "0", "2.5", "1e3", "x", "f", "MHz", "s", "%", "pi", "True", "__import__", "os", "calibrated.f0",
-     "calibrated.__class__", "'s'", "()", "[]", "sqrt", "None", "_x", "lambda: 1", "kHz", "deg"]
+    [
+        "1",
+        "0",
+        "2.5",
+        "1e3",
+        "x",
+        "f",
+        "MHz",
+        "s",
+        "%",
+        "pi",
+        "True",
+        "__import__",
+        "os",
+        "calibrated.f0",
+        "calibrated.__class__",
+        "'s'",
+        "()",
+        "[]",
+        "sqrt",
+        "None",
+        "_x",
+        "lambda: 1",
+        "kHz",
+        "deg",
+    ]
 )
 _OPS = st.sampled_from(["+", "-", "*", "/", "**", "%", "<", "==", " and ", " or ", " if True else ", ".", ",", " "])
 

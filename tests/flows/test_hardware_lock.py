@@ -13,7 +13,9 @@ import pytest
 from _lab import events, lab_spec, read_journal
 from prefect import flow, get_client
 
-from flows import SequenceSpec, device_limit_name, device_lock, run_sequence
+from flows.locks import device_limit_name, device_lock
+from flows.run import run_sequence
+from flows.sequence import SequenceSpec
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -22,9 +24,7 @@ def _span(journal: Path) -> tuple[float, float]:
     """Time the run's first device entered and its last device exited."""
     entries = read_journal(journal)
     enters, exits = events(entries, "enter"), events(entries, "exit")
-    assert enters and len(exits) == len(enters), (
-        f"devices not entered and exited: {entries}"
-    )
+    assert enters and len(exits) == len(enters), f"devices not entered and exited: {entries}"
     return min(e["time"] for e in enters), max(e["time"] for e in exits)
 
 
@@ -34,11 +34,7 @@ async def _run(spec: SequenceSpec, store: Path, **kwargs: Any) -> Any:
 
 async def _slots(device: str) -> int:
     async with get_client() as client:
-        return (
-            await client.read_global_concurrency_limit_by_name(
-                device_limit_name(device)
-            )
-        ).active_slots
+        return (await client.read_global_concurrency_limit_by_name(device_limit_name(device))).active_slots
 
 
 def test_two_runs_sharing_devices_never_overlap(tmp_path: Path) -> None:
@@ -47,9 +43,7 @@ def test_two_runs_sharing_devices_never_overlap(tmp_path: Path) -> None:
     second = lab_spec(shots=4, pulse="100 ms", journal=second_journal)
 
     async def both() -> list[Any]:
-        return await asyncio.gather(
-            _run(first, tmp_path / "a.zarr"), _run(second, tmp_path / "b.zarr")
-        )
+        return await asyncio.gather(_run(first, tmp_path / "a.zarr"), _run(second, tmp_path / "b.zarr"))
 
     states = asyncio.run(both())
     assert all(s.is_completed() for s in states), [s.message for s in states]
@@ -134,7 +128,7 @@ def test_devices_held_by_a_killed_process_on_this_host_are_taken_over(tmp_path: 
             sys.executable,
             "-c",
             "import anyio, sys\n"
-            "from flows import device_lock\n"
+            "from flows.locks import device_lock\n"
             "async def main():\n"
             "    async with device_lock(['rf']):\n"
             "        print('held', flush=True)\n"

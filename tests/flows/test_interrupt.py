@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,16 +14,15 @@ import anyio
 import numpy as np
 import pytest
 import yaml
+from _lab import events, lab_spec, read_journal
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelling
-
-from flows import run_sequence
-from tasks import open_sequence, store_state
-
-from _lab import events, lab_spec, read_journal
 from simlab import SHOTFLOW
+
+from flows.run import run_sequence
+from tasks.store import open_sequence, store_state
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from devices import AnalogLane, CameraLane, DigitalLane, Ramp, SequenceContext, Shot
-from flows import ExpressionError, SequenceRuntime, count_shots, iter_shots, load_spec, parameter_units
+from flows._errors import ExpressionError
+from flows.sequence import SequenceRuntime, count_shots, iter_shots, load_spec, parameter_units
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -160,10 +161,10 @@ def test_parameter_units() -> None:
 
 
 def test_runtime_error_names_the_field() -> None:
-    s = spec(
-        "  - {values: {variable: a, values: [1, 0], steps: [{declare: {variable: b, value: 1 / a}}, shot]}}"
-    )
-    with pytest.raises(ExpressionError, match=r"iteration\[0\]\.values\.steps\[0\]\.declare\.value: .*division by zero"):
+    s = spec("  - {values: {variable: a, values: [1, 0], steps: [{declare: {variable: b, value: 1 / a}}, shot]}}")
+    with pytest.raises(
+        ExpressionError, match=r"iteration\[0\]\.values\.steps\[0\]\.declare\.value: .*division by zero"
+    ):
         list(iter_shots(s))
 
 

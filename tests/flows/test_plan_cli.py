@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import load_spec, plan_lines
-from flows._cli import main
+from flows.cli._main import main
+from flows.sequence import load_spec, plan_lines
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -73,14 +73,32 @@ def test_plan_streams_a_billion_shots() -> None:
     ("text", "expected"),
     [
         ("name: x\niteration: [{foo: 1}]\n", "iteration[0]: unknown step kind 'foo'"),
-        ("name: x\niteration: [{declare: {variable: a, value: nope}}, shot]\n", "iteration[0].declare.value: expression 'nope': unknown variable or unit 'nope'"),
+        (
+            "name: x\niteration: [{declare: {variable: a, value: nope}}, shot]\n",
+            "iteration[0].declare.value: expression 'nope': unknown variable or unit 'nope'",
+        ),
         ("name: x\niteration: [{declare: {variable: a, value: 3 MHzz}}, shot]\n", "unknown variable or unit 'MHzz'"),
-        ("name: x\niteration: [{linspace: {variable: a, start: 0, stop: 1, num: 0, steps: [shot]}}]\n", "iteration[0].linspace.num"),
-        ("name: x\niteration: [{arange: {variable: a, start: 0, stop: 1, step: 0, steps: [shot]}}]\n", "iteration[0].arange.step: step must not be zero"),
-        ("name: x\niteration: [{values: {variable: a, values: [1], steps: []}}]\n", "iteration[0].values.steps: the loop yields no shot"),
-        ("name: x\niteration: [shot]\ndevices:\n  a: {type: sim.camera}\n  a: {type: sim.camera}\n", "duplicate key 'a'"),
+        (
+            "name: x\niteration: [{linspace: {variable: a, start: 0, stop: 1, num: 0, steps: [shot]}}]\n",
+            "iteration[0].linspace.num",
+        ),
+        (
+            "name: x\niteration: [{arange: {variable: a, start: 0, stop: 1, step: 0, steps: [shot]}}]\n",
+            "iteration[0].arange.step: step must not be zero",
+        ),
+        (
+            "name: x\niteration: [{values: {variable: a, values: [1], steps: []}}]\n",
+            "iteration[0].values.steps: the loop yields no shot",
+        ),
+        (
+            "name: x\niteration: [shot]\ndevices:\n  a: {type: sim.camera}\n  a: {type: sim.camera}\n",
+            "duplicate key 'a'",
+        ),
         ("name: x\niteration: [shot\n", "invalid YAML"),
-        ("name: x\niteration: [shot]\ndevices: {a: {type: nope.device}}\n", "devices.a: unknown device type 'nope.device'"),
+        (
+            "name: x\niteration: [shot]\ndevices: {a: {type: nope.device}}\n",
+            "devices.a: unknown device type 'nope.device'",
+        ),
         ("name: x\niteration: [{declare: {variable: a, value: '1 MHz + 1 s'}}, shot]\n", "dimension mismatch"),
     ],
 )
@@ -109,16 +127,21 @@ def test_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_subprocess(tmp_path: Path) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "flows._cli", "plan", "--json", str(EXAMPLES / "rabi.yaml")],
-        capture_output=True, text=True, check=False, timeout=120,
+        [sys.executable, "-m", "flows.cli", "plan", "--json", str(EXAMPLES / "rabi.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.splitlines()
     assert len(lines) == 25
     assert json.loads(lines[-1])["parameters"]["pulse_duration"] == pytest.approx(40e-6)
-    bad = write(tmp_path, "name: x\niteration: [{linspace: {variable: a, start: 0, stop: zz, num: 3, steps: [shot]}}]\n")
+    bad = write(
+        tmp_path, "name: x\niteration: [{linspace: {variable: a, start: 0, stop: zz, num: 3, steps: [shot]}}]\n"
+    )
     failed = subprocess.run(
-        [sys.executable, "-m", "flows._cli", "plan", str(bad)], capture_output=True, text=True, check=False, timeout=120
+        [sys.executable, "-m", "flows.cli", "plan", str(bad)], capture_output=True, text=True, check=False, timeout=120
     )
     assert failed.returncode == 2
     assert "iteration[0].linspace.stop: expression 'zz': unknown variable or unit 'zz'" in failed.stderr

@@ -23,7 +23,8 @@ from prefect.client.schemas.sorting import LogSort
 from prefect.logging.handlers import APILogHandler
 from prefect.variables import Variable
 
-from flows import Progress, device_lock, progress_listener, run_sequence
+from flows.locks import device_lock
+from flows.run import Progress, progress_listener, run_sequence
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

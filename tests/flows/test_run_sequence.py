@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-
-from flows import SequenceSpec, run_sequence
-from tasks import open_sequence, store_state
-
 from _lab import events, lab_spec, read_journal
+
+from flows.run import run_sequence
+from flows.sequence import SequenceSpec
+from tasks.store import open_sequence, store_state
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -47,7 +47,9 @@ def test_successful_scan_stores_every_shot_in_order(tmp_path: Path) -> None:
     np.testing.assert_allclose(ds["rf.frequency"].values, 80e6 + np.linspace(-2e6, 2e6, 6))
     assert ds["scope.trace"].shape == (6, 100)
     starts, ends = ds["start_time"].values, ds["end_time"].values
-    assert (np.diff(starts) > np.timedelta64(0, "ns")).all() and (ends[:-1] <= starts[1:]).all(), "shots overlapped or ran out of order"
+    assert (np.diff(starts) > np.timedelta64(0, "ns")).all() and (ends[:-1] <= starts[1:]).all(), (
+        "shots overlapped or ran out of order"
+    )
     assert ds.attrs["state"] == "finished"
 
     journal_events = read_journal(journal)
@@ -58,9 +60,7 @@ def test_successful_scan_stores_every_shot_in_order(tmp_path: Path) -> None:
 
 def test_compile_error_lets_running_shot_finish_and_names_the_shot(tmp_path: Path) -> None:
     journal = tmp_path / "journal.jsonl"
-    spec = lab_spec(
-        shots=8, journal=journal, faults={"rf": {"fail_compile_shot": 3}}, execution={"lookahead": 1}
-    )
+    spec = lab_spec(shots=8, journal=journal, faults={"rf": {"fail_compile_shot": 3}}, execution={"lookahead": 1})
     state = run(spec, tmp_path / "s.zarr")
     assert state.is_failed()
     info = store_state(tmp_path / "s.zarr")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import SequenceSpec, SpecError, load_spec, resolve_store_path
+from flows._errors import SpecError
+from flows.run import resolve_store_path
+from flows.sequence import SequenceSpec, load_spec
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -76,27 +78,72 @@ def test_json_and_round_trip() -> None:
             "  - {linspace: {variable: a, start: 0, stop: 1, num: 3, steps: [{bogus: 1}]}}",
             "iteration[0].linspace.steps[0]: unknown step kind 'bogus'",
         ),
-        ("  - {declare: {variable: a, value: zz + 1 MHz}}\n  - shot", "iteration[0].declare.value: expression 'zz + 1 MHz': unknown variable or unit 'zz'"),
-        ("  - {declare: {variable: a, value: 5 MHzz}}\n  - shot", "iteration[0].declare.value: expression '5 MHzz': unknown variable or unit 'MHzz'"),
-        ("  - {declare: {variable: a, value: 1 MHz + 1 s}}\n  - shot", "iteration[0].declare.value: expression '1 MHz + 1 s': dimension mismatch"),
-        ("  - {declare: {variable: a, value: '1 +'}}\n  - shot", "iteration[0].declare.value: expression '1 +': invalid syntax"),
-        ("  - {linspace: {variable: a, start: 0, stop: 1, num: 0, steps: [shot]}}", "iteration[0].linspace.num: Input should be greater than or equal to 1"),
-        ("  - {linspace: {variable: a, start: 0 s, stop: 1 MHz, num: 2, steps: [shot]}}", "iteration[0].linspace: start (0 s) and stop (1 MHz) have different dimensions"),
+        (
+            "  - {declare: {variable: a, value: zz + 1 MHz}}\n  - shot",
+            "iteration[0].declare.value: expression 'zz + 1 MHz': unknown variable or unit 'zz'",
+        ),
+        (
+            "  - {declare: {variable: a, value: 5 MHzz}}\n  - shot",
+            "iteration[0].declare.value: expression '5 MHzz': unknown variable or unit 'MHzz'",
+        ),
+        (
+            "  - {declare: {variable: a, value: 1 MHz + 1 s}}\n  - shot",
+            "iteration[0].declare.value: expression '1 MHz + 1 s': dimension mismatch",
+        ),
+        (
+            "  - {declare: {variable: a, value: '1 +'}}\n  - shot",
+            "iteration[0].declare.value: expression '1 +': invalid syntax",
+        ),
+        (
+            "  - {linspace: {variable: a, start: 0, stop: 1, num: 0, steps: [shot]}}",
+            "iteration[0].linspace.num: Input should be greater than or equal to 1",
+        ),
+        (
+            "  - {linspace: {variable: a, start: 0 s, stop: 1 MHz, num: 2, steps: [shot]}}",
+            "iteration[0].linspace: start (0 s) and stop (1 MHz) have different dimensions",
+        ),
         (
             "  - {linspace: {variable: a, start: 0, stop: 1, num: 2, steps: [{arange: {variable: b, start: 0, stop: 1, step: 0, steps: [shot]}}]}}",
             "iteration[0].linspace.steps[0].arange.step: step must not be zero",
         ),
-        ("  - {arange: {variable: a, start: 1 s, stop: 0 s, step: 1 s, steps: [shot]}}", "iteration[0].arange: the loop yields no value"),
-        ("  - {values: {variable: a, values: [], steps: [shot]}}", "iteration[0].values.values: List should have at least 1 item"),
-        ("  - {values: {variable: a, values: [1, 2], steps: []}}", "iteration[0].values.steps: the loop yields no shot"),
-        ("  - {repeat: {count: 3, steps: [{declare: {variable: a, value: 1}}]}}", "iteration[0].repeat.steps: the loop yields no shot"),
-        ("  - {repeat: {count: 0, steps: [shot]}}", "iteration[0].repeat.count: Input should be greater than or equal to 1"),
+        (
+            "  - {arange: {variable: a, start: 1 s, stop: 0 s, step: 1 s, steps: [shot]}}",
+            "iteration[0].arange: the loop yields no value",
+        ),
+        (
+            "  - {values: {variable: a, values: [], steps: [shot]}}",
+            "iteration[0].values.values: List should have at least 1 item",
+        ),
+        (
+            "  - {values: {variable: a, values: [1, 2], steps: []}}",
+            "iteration[0].values.steps: the loop yields no shot",
+        ),
+        (
+            "  - {repeat: {count: 3, steps: [{declare: {variable: a, value: 1}}]}}",
+            "iteration[0].repeat.steps: the loop yields no shot",
+        ),
+        (
+            "  - {repeat: {count: 0, steps: [shot]}}",
+            "iteration[0].repeat.count: Input should be greater than or equal to 1",
+        ),
         ("  - {declare: {variable: a, value: 1}}", "iteration: the sequence yields no shot"),
-        ("  - {declare: {variable: a, value: b}}\n  - {declare: {variable: b, value: 1}}\n  - shot", "iteration[0].declare.value: expression 'b': variable 'b' is not defined at this point"),
-        ("  - {declare: {variable: f0, value: 1}}\n  - shot", "iteration[0].declare.variable: variable 'f0' is already a global parameter"),
+        (
+            "  - {declare: {variable: a, value: b}}\n  - {declare: {variable: b, value: 1}}\n  - shot",
+            "iteration[0].declare.value: expression 'b': variable 'b' is not defined at this point",
+        ),
+        (
+            "  - {declare: {variable: f0, value: 1}}\n  - shot",
+            "iteration[0].declare.variable: variable 'f0' is already a global parameter",
+        ),
         ("  - {declare: {variable: sqrt, value: 1}}\n  - shot", "iteration[0].declare.variable: 'sqrt' is reserved"),
-        ("  - {declare: {variable: 2x, value: 1}}\n  - shot", "iteration[0].declare.variable: String should match pattern"),
-        ("  - {declare: {variable: a, value: __import__('os')}}\n  - shot", "iteration[0].declare.value: expression \"__import__('os')\": strings are not allowed"),
+        (
+            "  - {declare: {variable: 2x, value: 1}}\n  - shot",
+            "iteration[0].declare.variable: String should match pattern",
+        ),
+        (
+            "  - {declare: {variable: a, value: __import__('os')}}\n  - shot",
+            "iteration[0].declare.value: expression \"__import__('os')\": strings are not allowed",
+        ),
     ],
 )
 def test_bad_iteration_names_the_field(iteration: str, expected: str) -> None:
@@ -113,12 +160,30 @@ def test_nesting_depth_is_capped() -> None:
 @pytest.mark.parametrize(
     ("timeline", "expected"),
     [
-        ("steps: [{name: a, duration: 1 MHz}]", "timeline.steps[0].duration: expression '1 MHz': expected a value in s"),
-        ("steps: [{name: a, duration: t_unknown}]", "timeline.steps[0].duration: expression 't_unknown': unknown variable"),
-        ("steps: [{name: a, duration: 1 ms}]\n  lanes: {mot: {kind: digital, values: [true, false]}}", "timeline.lanes.mot.values: 2 values for 1 timeline steps"),
-        ("steps: [{name: a, duration: 1 ms}]\n  lanes: {c: {kind: analog, unit: furlongz, values: [1]}}", "timeline.lanes.c.analog.unit: unknown unit 'furlongz'"),
-        ("steps: [{name: a, duration: 1 ms}]\n  lanes: {c: {kind: analog, unit: A, values: [1 s]}}", "timeline.lanes.c.values[0]: expression '1 s': expected a value in A"),
-        ("steps: [{name: a, duration: 1 ms}]\n  lanes: {c: {kind: laser, values: [1]}}", "timeline.lanes.c: Input tag 'laser' found using 'kind' does not match"),
+        (
+            "steps: [{name: a, duration: 1 MHz}]",
+            "timeline.steps[0].duration: expression '1 MHz': expected a value in s",
+        ),
+        (
+            "steps: [{name: a, duration: t_unknown}]",
+            "timeline.steps[0].duration: expression 't_unknown': unknown variable",
+        ),
+        (
+            "steps: [{name: a, duration: 1 ms}]\n  lanes: {mot: {kind: digital, values: [true, false]}}",
+            "timeline.lanes.mot.values: 2 values for 1 timeline steps",
+        ),
+        (
+            "steps: [{name: a, duration: 1 ms}]\n  lanes: {c: {kind: analog, unit: furlongz, values: [1]}}",
+            "timeline.lanes.c.analog.unit: unknown unit 'furlongz'",
+        ),
+        (
+            "steps: [{name: a, duration: 1 ms}]\n  lanes: {c: {kind: analog, unit: A, values: [1 s]}}",
+            "timeline.lanes.c.values[0]: expression '1 s': expected a value in A",
+        ),
+        (
+            "steps: [{name: a, duration: 1 ms}]\n  lanes: {c: {kind: laser, values: [1]}}",
+            "timeline.lanes.c: Input tag 'laser' found using 'kind' does not match",
+        ),
         ("steps: [{name: a, duration: 1 ms}, {name: a, duration: 1 ms}]", "duplicate timeline step names: a"),
     ],
 )
@@ -139,7 +204,10 @@ def test_yaml_syntax_error_reports_the_line() -> None:
 
 
 def test_duplicate_device_names_rejected() -> None:
-    text = spec_text("  - shot", "devices:\n  rf: {type: sim.rf_source, frequency: 1 MHz}\n  rf: {type: sim.rf_source, frequency: 2 MHz}\n")
+    text = spec_text(
+        "  - shot",
+        "devices:\n  rf: {type: sim.rf_source, frequency: 1 MHz}\n  rf: {type: sim.rf_source, frequency: 2 MHz}\n",
+    )
     assert "duplicate key 'rf'" in problem(text)
 
 

@@ -51,13 +51,9 @@ class Lab:
             temporary_settings,
         )
 
-        return temporary_settings(
-            {PREFECT_API_URL: self.api_url, PREFECT_API_AUTH_STRING: AUTH}
-        )
+        return temporary_settings({PREFECT_API_URL: self.api_url, PREFECT_API_AUTH_STRING: AUTH})
 
-    def prefect(
-        self, *args: str, cwd: Path | None = None, timeout: float = 180
-    ) -> subprocess.CompletedProcess[str]:
+    def prefect(self, *args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run a ``prefect`` CLI command against this server; raises with its output when it fails."""
         done = subprocess.run(
             [sys.executable, "-m", "prefect", *args],
@@ -69,14 +65,10 @@ class Lab:
             check=False,
         )
         if done.returncode != 0:
-            raise AssertionError(
-                f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-            )
+            raise AssertionError(f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done
 
-    def start(
-        self, name: str, *args: str, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
             [sys.executable, "-m", "prefect", *args],
@@ -115,9 +107,7 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
             if httpx.get(url + "/health", timeout=2).status_code == 200:
                 return
         time.sleep(0.5)
-    raise AssertionError(
-        f"prefect server not healthy after {STARTUP_TIMEOUT} s:\n{log.read_text()[-3000:]}"
-    )
+    raise AssertionError(f"prefect server not healthy after {STARTUP_TIMEOUT} s:\n{log.read_text()[-3000:]}")
 
 
 def start_lab() -> Lab:
@@ -130,11 +120,7 @@ def start_lab() -> Lab:
     (root / "logs").mkdir()
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PREFECT_", "SHOTFLOW_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SHOTFLOW_"))}
     env.update(
         PREFECT_HOME=str(root / "home"),
         PREFECT_API_URL=api_url,

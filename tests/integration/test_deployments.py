@@ -22,8 +22,8 @@ import pytest
 import yaml
 from _deploy_lab import AUTH, REPO, Lab
 
-from flows import load_spec
-from tasks import open_sequence, store_state
+from flows.sequence import load_spec
+from tasks.store import open_sequence, store_state
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +33,9 @@ SCHEDULE_EVERY = 8
 TRUE_RESONANCE = 80.137e6
 
 
-def lab_spec(
-    name: str, journal: Path, *, shots: int = 4, load: str = "5 ms", **changes: Any
-) -> dict[str, Any]:
+def lab_spec(name: str, journal: Path, *, shots: int = 4, load: str = "5 ms", **changes: Any) -> dict[str, Any]:
     """The simulated-lab calibration scan of examples/, renamed, shortened, journalled, as JSON."""
-    spec = yaml.safe_load(
-        (REPO / "examples" / "calibration_resonance.yaml").read_text()
-    )
+    spec = yaml.safe_load((REPO / "examples" / "calibration_resonance.yaml").read_text())
     spec["name"] = name
     spec["iteration"][0]["linspace"]["num"] = shots
     spec["timeline"]["steps"][0]["duration"] = load
@@ -52,26 +48,20 @@ def lab_spec(
 
 def load_spec_json(data: dict[str, Any]) -> dict[str, Any]:
     """Validated, with every expression as a string (what the server's JSON schema expects)."""
-    from flows import SequenceSpec
+    from flows.sequence import SequenceSpec
 
     return SequenceSpec.model_validate(data).model_dump(mode="json", exclude_unset=True)
 
 
 def journal_events(path: Path) -> list[dict[str, Any]]:
-    return (
-        [json.loads(line) for line in path.read_text().splitlines()]
-        if path.exists()
-        else []
-    )
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def span(path: Path) -> tuple[float, float]:
     entries = journal_events(path)
     enters = [e["time"] for e in entries if e["event"] == "enter"]
     exits = [e["time"] for e in entries if e["event"] == "exit"]
-    assert enters and len(enters) == len(exits), (
-        f"devices not entered and exited: {entries}"
-    )
+    assert enters and len(enters) == len(exits), f"devices not entered and exited: {entries}"
     return min(enters), max(exits)
 
 
@@ -108,14 +98,7 @@ async def wait_for_shots(lab: Lab, journal: Path, shots: int) -> None:
     try:
         async with asyncio.timeout(RUN_TIMEOUT):
             while (
-                len(
-                    [
-                        e
-                        for e in journal_events(journal)
-                        if e["event"] == "run_end" and e["device"] == "camera"
-                    ]
-                )
-                < shots
+                len([e for e in journal_events(journal) if e["event"] == "run_end" and e["device"] == "camera"]) < shots
             ):
                 await asyncio.sleep(0.2)
     except TimeoutError:
@@ -136,30 +119,18 @@ def test_deployments_from_prefect_yaml(lab: Lab) -> None:
 
         async with get_client() as client:
             sequence = await client.read_deployment_by_name("run-sequence/run-sequence")
-            calibration = await client.read_deployment_by_name(
-                "calibrate-resonance/calibrate-resonance"
-            )
-        assert (
-            sequence.enforce_parameter_schema and calibration.enforce_parameter_schema
-        )
+            calibration = await client.read_deployment_by_name("calibrate-resonance/calibrate-resonance")
+        assert sequence.enforce_parameter_schema and calibration.enforce_parameter_schema
         schema = sequence.parameter_openapi_schema
-        assert "SequenceSpec" in json.dumps(schema["properties"]["spec"]), (
-            "the UI form is not typed"
-        )
-        from flows import SequenceSpec
+        assert "SequenceSpec" in json.dumps(schema["properties"]["spec"]), "the UI form is not typed"
+        from flows.sequence import SequenceSpec
 
-        assert SequenceSpec.model_validate(sequence.parameters["spec"]) == load_spec(
-            REPO / "examples/resonance.yaml"
-        )
+        assert SequenceSpec.model_validate(sequence.parameters["spec"]) == load_spec(REPO / "examples/resonance.yaml")
         assert SequenceSpec.model_validate(calibration.parameters["spec"]) == load_spec(
             REPO / "examples/calibration_resonance.yaml"
         )
         assert sequence.pull_steps == [
-            {
-                "prefect.deployments.steps.set_working_directory": {
-                    "directory": str(lab.project.resolve())
-                }
-            }
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(lab.project.resolve())}}
         ]
         assert sequence.work_pool_name == "shotflow-pool"
         (schedule,) = calibration.schedules
@@ -172,12 +143,8 @@ def test_api_run_returns_at_once_and_its_result_is_readable(lab: Lab) -> None:
     journal = lab.project / "api.jsonl"
 
     async def scenario() -> tuple[Any, Any]:
-        flow_run = await trigger(
-            "run-sequence/run-sequence", spec=lab_spec("api-run", journal, shots=5)
-        )
-        assert not flow_run.state.is_final(), (
-            "run_deployment(timeout=0) waited for the run"
-        )
+        flow_run = await trigger("run-sequence/run-sequence", spec=lab_spec("api-run", journal, shots=5))
+        assert not flow_run.state.is_final(), "run_deployment(timeout=0) waited for the run"
         final = await wait_final(lab, flow_run.id)
         return final, await final.state.aresult()
 
@@ -194,9 +161,7 @@ def test_plain_http_needs_the_auth_string(lab: Lab) -> None:
     base = lab.api_url
     refused = httpx.post(f"{base}/deployments/filter", json={}, timeout=10)
     assert refused.status_code == 401
-    wrong = httpx.post(
-        f"{base}/deployments/filter", json={}, auth=("shotflow", "guess"), timeout=10
-    )
+    wrong = httpx.post(f"{base}/deployments/filter", json={}, auth=("shotflow", "guess"), timeout=10)
     assert wrong.status_code == 401
     user, password = AUTH.split(":")
     deployment = httpx.get(
@@ -208,12 +173,7 @@ def test_plain_http_needs_the_auth_string(lab: Lab) -> None:
     deployment_id = deployment.json()["id"]
     journal = lab.project / "http.jsonl"
     body = {"parameters": {"spec": lab_spec("http-run", journal, shots=3)}}
-    assert (
-        httpx.post(
-            f"{base}/deployments/{deployment_id}/create_flow_run", json=body, timeout=10
-        ).status_code
-        == 401
-    )
+    assert httpx.post(f"{base}/deployments/{deployment_id}/create_flow_run", json=body, timeout=10).status_code == 401
     header = {"Authorization": "Basic " + base64.b64encode(AUTH.encode()).decode()}
     created = httpx.post(
         f"{base}/deployments/{deployment_id}/create_flow_run",
@@ -224,16 +184,7 @@ def test_plain_http_needs_the_auth_string(lab: Lab) -> None:
     assert created.status_code == 201, created.text
     final = run(wait_final(lab, UUID(created.json()["id"])), lab)
     assert final.state.is_completed(), final.state.message
-    assert (
-        len(
-            [
-                e
-                for e in journal_events(journal)
-                if e["event"] == "run_end" and e["device"] == "camera"
-            ]
-        )
-        == 3
-    )
+    assert len([e for e in journal_events(journal) if e["event"] == "run_end" and e["device"] == "camera"]) == 3
 
 
 def test_invalid_parameters_are_rejected_by_the_server(lab: Lab) -> None:
@@ -291,9 +242,7 @@ def test_hardware_lock_serialises_overlapping_deployment_runs(lab: Lab) -> None:
         return [await wait_final(lab, r.id) for r in runs]
 
     finals = run(scenario(), lab)
-    assert all(f.state.is_completed() for f in finals), [
-        f.state.message for f in finals
-    ]
+    assert all(f.state.is_completed() for f in finals), [f.state.message for f in finals]
     a, b = sorted([span(first), span(second)])
     assert a[1] <= b[0], f"two runs used the same devices at the same time: {a} and {b}"
 
@@ -311,9 +260,7 @@ def test_cancelling_a_deployment_run_interrupts_it_cleanly(lab: Lab) -> None:
         )
         await wait_for_shots(lab, journal, 3)
         async with get_client() as client:
-            await client.set_flow_run_state(
-                flow_run.id, Cancelling()
-            )  # what the UI's "Cancel" does
+            await client.set_flow_run_state(flow_run.id, Cancelling())  # what the UI's "Cancel" does
         return await wait_final(lab, flow_run.id)
 
     final = run(scenario(), lab)
@@ -333,9 +280,7 @@ def test_cancelling_a_deployment_run_interrupts_it_cleanly(lab: Lab) -> None:
 def test_scheduled_calibration_updates_the_value_the_next_sequence_uses(
     lab: Lab,
 ) -> None:
-    journal = (
-        lab.project / "after-calibration.jsonl"
-    )  # (a file named calibrated.x.. would read as a reference)
+    journal = lab.project / "after-calibration.jsonl"  # (a file named calibrated.x.. would read as a reference)
 
     async def scenario() -> tuple[Any, Any, Any]:
         from prefect import get_client
@@ -344,9 +289,7 @@ def test_scheduled_calibration_updates_the_value_the_next_sequence_uses(
         from prefect.variables import Variable
 
         async with get_client() as client:
-            calibration = await client.read_deployment_by_name(
-                "calibrate-resonance/calibrate-resonance"
-            )
+            calibration = await client.read_deployment_by_name("calibrate-resonance/calibrate-resonance")
             # every few seconds from now: the scheduler only creates runs due after its
             # own pass, so a single run a few seconds out can be missed on a busy machine;
             # the schedule is deleted as soon as its first run has started
@@ -368,21 +311,13 @@ def test_scheduled_calibration_updates_the_value_the_next_sequence_uses(
                 async with asyncio.timeout(RUN_TIMEOUT):
                     while True:
                         runs = await client.read_flow_runs(
-                            deployment_filter=DeploymentFilter(
-                                id=DeploymentFilterId(any_=[calibration.id])
-                            )
+                            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[calibration.id]))
                         )
                         started = [
-                            r
-                            for r in runs
-                            if r.auto_scheduled
-                            and r.state is not None
-                            and not r.state.is_scheduled()
+                            r for r in runs if r.auto_scheduled and r.state is not None and not r.state.is_scheduled()
                         ]
                         if started and not deleted:
-                            await client.delete_deployment_schedule(
-                                calibration.id, schedule.id
-                            )
+                            await client.delete_deployment_schedule(calibration.id, schedule.id)
                             deleted = True
                         if started and started[0].state.is_final():
                             break
@@ -398,9 +333,7 @@ def test_scheduled_calibration_updates_the_value_the_next_sequence_uses(
         for device in spec["devices"].values():
             device["faults"] = {"journal": str(journal)}
         spec["execution"]["compile_workers"] = 1
-        following = await trigger(
-            "run-sequence/run-sequence", spec=load_spec_json(spec)
-        )
+        following = await trigger("run-sequence/run-sequence", spec=load_spec_json(spec))
         final = await wait_final(lab, following.id)
         return fired, stored, final
 
@@ -411,6 +344,4 @@ def test_scheduled_calibration_updates_the_value_the_next_sequence_uses(
     assert final.state.is_completed(), final.state.message
     result = run(final.state.aresult(), lab)
     ds = open_sequence(result.store)
-    np.testing.assert_allclose(
-        ds["rf.frequency"].values, stored["value"] + ds["detuning"].values
-    )
+    np.testing.assert_allclose(ds["rf.frequency"].values, stored["value"] + ds["detuning"].values)

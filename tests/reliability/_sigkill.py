@@ -17,7 +17,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import yaml
-
-from tasks import open_sequence, store_state
-
 from _rlab import lab_dict
-
 from simlab import SHOTFLOW
+
+from tasks.store import open_sequence, store_state
+
 SHOTS = 40
 EARLY_KILLS = 0.2
 """Fraction of kills at a random moment of start-up (before or while the store is created)."""

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _rlab import lab_dict, read_journal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows import SpecError, count_shots, iter_shots, load_spec, resolve_store_path
-
-from _rlab import lab_dict, read_journal
+from flows._errors import SpecError
+from flows.run import resolve_store_path
+from flows.sequence import count_shots, iter_shots, load_spec
 
 FIELDS: dict[str, tuple[tuple[str | int, ...], str]] = {
     # field path in the spec -> (location in the mapping, text the error names)
@@ -163,7 +164,7 @@ def test_store_path_cannot_escape_the_results_folder(tmp_path: Path, store: str)
 def test_a_real_run_refuses_a_root_that_links_outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from flows import run_sequence
+    from flows.run import run_sequence
 
     results = tmp_path / "results"
     outside = tmp_path / "outside"

@@ -9,12 +9,11 @@ from typing import Any
 
 import anyio
 import pytest
+from _rlab import lab_spec
 
 from devices import DeviceCompiler, Shot
-from flows import SequenceRuntime, iter_shots
-from tasks import ShotCompiler
-
-from _rlab import lab_spec
+from flows.sequence import SequenceRuntime, iter_shots
+from tasks.engine import ShotCompiler
 
 
 class _SlowThreadCompiler(DeviceCompiler):

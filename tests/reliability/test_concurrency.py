@@ -7,7 +7,7 @@ overlap in time: some shot of one starts before a shot of the other has ended (t
 start and end times), and each store holds exactly its own data.
 
 A controller that blocks the event loop (sim ``block_loop_shot``) stalls every coroutine of
-the process, the other sequence's included. It is reported (a warning on ``tasks._loop_watch``
+the process, the other sequence's included. It is reported (a warning on ``tasks.engine._loop_watch``
 naming the device and the shot), and nothing stays stalled: the other device of that shot and
 the other sequence complete.
 """
@@ -23,11 +23,11 @@ import anyio
 import numpy as np
 import pytest
 import zarr
-
-from flows import SequenceSpec, run_sequence
-from tasks import open_sequence, store_state
-
 from _rlab import assert_exited_exactly_once, events, lab_spec, read_journal
+
+from flows.run import run_sequence
+from flows.sequence import SequenceSpec
+from tasks.store import open_sequence, store_state
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -121,11 +121,9 @@ def test_two_sequences_on_disjoint_devices_run_at_once(tmp_path: Path) -> None:
     assert overlaps > 0, "the two sequences ran one after the other, not at once"
 
 
-def test_blocked_event_loop_is_reported_and_stalls_nothing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_blocked_event_loop_is_reported_and_stalls_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """rf_a blocks the loop for 0.3 s during shot 30, while _b runs; camera_a's shot 30 and run _b complete."""
-    caplog.set_level(logging.WARNING, logger="tasks._loop_watch")
+    caplog.set_level(logging.WARNING, logger="tasks.engine._loop_watch")
     blocked = 30
     specs = {
         "_a": _spec(tmp_path, "_a", faults={"rf": {"block_loop_shot": blocked, "block_loop_seconds": 0.3}}),
@@ -135,11 +133,11 @@ def test_blocked_event_loop_is_reported_and_stalls_nothing(
     for suffix, state in states.items():
         assert state.is_completed(), f"{suffix}: {state.message}"
 
-    warnings = [r.getMessage() for r in caplog.records if r.name == "tasks._loop_watch"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tasks.engine._loop_watch"]
     long_blocks = [w for w in warnings if _blocked_ms(w) >= 250]
-    assert any(
-        "device rf_a blocked the event loop" in w and f"during shot {blocked};" in w for w in long_blocks
-    ), warnings
+    assert any("device rf_a blocked the event loop" in w and f"during shot {blocked};" in w for w in long_blocks), (
+        warnings
+    )
     # shorter reports can come from CPU starvation on a loaded machine; the 0.3 s one names rf_a only
     assert all("device rf_a " in w for w in long_blocks), long_blocks
 

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-
-from tasks import open_sequence, store_state
-
 from _rlab import assert_exited_exactly_once, events, lab_spec, read_journal, run
+
+from tasks.store import open_sequence, store_state
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -205,13 +204,11 @@ def test_retry_succeeds_and_records_the_attempts(tmp_path: Path, shot: int) -> N
 def test_blocked_event_loop_is_reported_and_the_run_completes(
     tmp_path: Path, shot: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tasks._loop_watch")
-    state, store, journal = _run_case(
-        tmp_path, {"rf": {"block_loop_shot": shot, "block_loop_seconds": 0.15}}
-    )
+    caplog.set_level(logging.WARNING, logger="tasks.engine._loop_watch")
+    state, store, journal = _run_case(tmp_path, {"rf": {"block_loop_shot": shot, "block_loop_seconds": 0.15}})
     assert state.is_completed(), state.message
     _check_store(store, set(range(SHOTS)), state="finished")
-    warnings = [r.getMessage() for r in caplog.records if r.name == "tasks._loop_watch"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tasks.engine._loop_watch"]
     assert any("device rf blocked the event loop" in w and f"shot {shot}" in w for w in warnings), warnings
     assert not any("device camera" in w for w in warnings), "the blocking device must be the one named"
     assert assert_exited_exactly_once(journal) == set(LIGHT)

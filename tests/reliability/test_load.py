@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _rlab import lab_dict, run
 
 from devices.sim.camera import atom_number, simulate_image
-from flows import Progress, SequenceSpec, progress_listener
-from tasks import open_sequence, store_state
-
-from _rlab import lab_dict, run
+from flows.run import Progress, progress_listener
+from flows.sequence import SequenceSpec
+from tasks.store import open_sequence, store_state
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

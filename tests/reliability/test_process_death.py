@@ -19,8 +19,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from _sigkill import SHOTFLOW, SHOTS, chain, kill_group, reference_run, shotflow
 
 STORES = 3

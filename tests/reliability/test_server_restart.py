@@ -24,7 +24,7 @@ import yaml
 from _rlab import lab_dict
 from _sigkill import kill_group, shotflow
 
-from tasks import open_sequence, store_state
+from tasks.store import open_sequence, store_state
 
 STARTUP_TIMEOUT = 180.0
 SHOTS = 8

@@ -17,15 +17,18 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from tasks import SequenceState, ShotRecord, ShotStoreWriter, open_sequence, store_state
+from tasks.records import SequenceState, ShotRecord
+from tasks.store import ShotStoreWriter, open_sequence, store_state
 
 SPEC_JSON = '{"name": "resize-kill"}'
 
-CHILD = r"""
+CHILD = (
+    r"""
 import os, signal, sys
 import anyio, numpy as np
-import tasks._store_layout as layout
-from tasks import SequenceState, ShotRecord, ShotStoreWriter
+import tasks.store._layout as layout
+from tasks.records import SequenceState, ShotRecord
+from tasks.store import ShotStoreWriter
 
 path, shots, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
 real = layout._resize_all
@@ -50,18 +53,26 @@ async def main():
         await writer.finish(SequenceState.FINISHED)
 
 anyio.run(main)
-""" % SPEC_JSON
+"""
+    % SPEC_JSON
+)
 
 
 def _record(i: int) -> ShotRecord:
     return ShotRecord(
-        i, {"x": i * 1e-3}, {"cam.image": np.full((4, 4), i, np.uint16), "cam.total": float(i)}, 1.7e9 + i, 1.7e9 + i + 0.01
+        i,
+        {"x": i * 1e-3},
+        {"cam.image": np.full((4, 4), i, np.uint16), "cam.total": float(i)},
+        1.7e9 + i,
+        1.7e9 + i + 0.01,
     )
 
 
 def _killed_writer(path: Path, shots: int, *, resume: bool = False) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(shots), "resume" if resume else "new"], capture_output=True, timeout=120
+        [sys.executable, "-c", CHILD, str(path), str(shots), "resume" if resume else "new"],
+        capture_output=True,
+        timeout=120,
     )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
 

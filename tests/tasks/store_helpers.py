@@ -14,7 +14,8 @@ from pathlib import Path
 import anyio
 import numpy as np
 
-from tasks import SequenceState, ShotRecord, ShotStoreWriter
+from tasks.records import SequenceState, ShotRecord
+from tasks.store import ShotStoreWriter
 
 SPEC_JSON = json.dumps({"name": "test scan", "shots": "x in linspace(0, 1 mm, n)"})
 UNITS = {"x": "m", "power": "W"}
@@ -74,9 +75,7 @@ def child_writer(
             parameter_units=UNITS,
             resume=resume,
         ) as writer:
-            print("ready", os.getpid(), flush=True) if ready == "pid" else print(
-                "ready", flush=True
-            )
+            print("ready", os.getpid(), flush=True) if ready == "pid" else print("ready", flush=True)
             for i in range(shots):
                 if i not in writer.completed:
                     await writer.write(record(i))
@@ -131,9 +130,7 @@ def assert_shot_exact(ds: object, i: int) -> None:
     """Assert shot ``i`` of Dataset ``ds`` (indexed by shot number) is bit-exact."""
     shot = ds.sel(shot=i)  # type: ignore[attr-defined]
     for label, value in payload(i).items():
-        np.testing.assert_array_equal(
-            shot[label].values, value, err_msg=f"shot {i} {label}"
-        )
+        np.testing.assert_array_equal(shot[label].values, value, err_msg=f"shot {i} {label}")
     assert float(shot["x"]) == i * 1e-3
 
 
@@ -153,7 +150,5 @@ def assert_shots_exact(ds: object, indices: Iterable[int]) -> None:
     for i in indices:
         row = shots.index(i)
         for label, value in payload(i).items():
-            np.testing.assert_array_equal(
-                loaded[label][row], value, err_msg=f"shot {i} {label}"
-            )
+            np.testing.assert_array_equal(loaded[label][row], value, err_msg=f"shot {i} {label}")
         assert x[row] == i * 1e-3

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import format_quantity
-from tasks._quantity_text import compact_unit
+from tasks.store import format_quantity
+from tasks.store._quantity_text import compact_unit
 
 
 @pytest.mark.parametrize(

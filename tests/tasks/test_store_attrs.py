@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from tasks._store_attrs import decode_attrs, encode_attrs
+from tasks.store._attrs import decode_attrs, encode_attrs
 
 
 def test_structures_become_json_text_and_absent_values_are_omitted() -> None:
     stored = encode_attrs(
-        {"state": "failed", "error": {"shot": 3, "device": "rf"}, "expected_shots": None,
-         "parameter_units": {"x": "m"}, "flag_values": [0, 1, 2], "writer_create_time": 1.5}
+        {
+            "state": "failed",
+            "error": {"shot": 3, "device": "rf"},
+            "expected_shots": None,
+            "parameter_units": {"x": "m"},
+            "flag_values": [0, 1, 2],
+            "writer_create_time": 1.5,
+        }
     )
     assert stored == {
         "state": "failed",

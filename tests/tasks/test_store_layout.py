@@ -11,16 +11,9 @@ import xarray as xr
 import zarr
 from store_helpers import SPEC_JSON, assert_shot_exact, payload, record, write_store
 
-import tasks._store_layout as layout
-from tasks import (
-    SequenceState,
-    ShotStatus,
-    StoreError,
-    StoreShapeError,
-    open_sequence,
-    read_store_spec,
-    store_state,
-)
+import tasks.store._layout as layout
+from tasks.records import SequenceState, ShotStatus
+from tasks.store import StoreError, StoreShapeError, open_sequence, read_store_spec, store_state
 
 pytestmark = pytest.mark.anyio
 
@@ -34,11 +27,7 @@ async def test_layout_read_back_with_xarray(tmp_path: Path) -> None:
     assert ds.sizes["shot"] == 6  # known count: preallocated, not trimmed
     assert list(ds["shot"].values) == list(range(6))
     assert set(ds.coords) == {"shot", "x", "power"}
-    assert (
-        ds["x"].dims == ("shot",)
-        and ds["x"].dtype == np.float64
-        and ds["x"].attrs["units"] == "m"
-    )
+    assert ds["x"].dims == ("shot",) and ds["x"].dtype == np.float64 and ds["x"].attrs["units"] == "m"
     assert ds["power"].attrs["units"] == "W"
     assert ds["camera.image"].dims == ("shot", "camera.image.y", "camera.image.x")
     assert ds["camera.image"].dtype == np.uint16
@@ -91,9 +80,7 @@ async def test_open_sequence_returns_completed_shots(tmp_path: Path) -> None:
     assert store_state(path)["state"] == "interrupted"
 
 
-async def test_unknown_count_grows_in_blocks_and_trims(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_unknown_count_grows_in_blocks_and_trims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(layout, "GROW_BLOCK", 4)
     monkeypatch.setattr(layout, "SERIES_CHUNK", 4)
     path = tmp_path / "scan.zarr"
@@ -111,12 +98,7 @@ async def test_unknown_count_grows_in_blocks_and_trims(
 
 async def test_parameter_first_seen_late_is_nan_before(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
-    late = [
-        record(
-            i, parameters={"x": i * 1e-3, "power": 0.5, "late": 2.0 * i, "gate": True}
-        )
-        for i in (2, 3)
-    ]
+    late = [record(i, parameters={"x": i * 1e-3, "power": 0.5, "late": 2.0 * i, "gate": True}) for i in (2, 3)]
     await write_store(path, [record(0), record(1), *late], expected_shots=4)
     ds = open_sequence(path)
     assert "late" in ds.coords and "gate" in ds.coords
@@ -133,17 +115,13 @@ async def test_parameter_first_seen_late_is_nan_before(tmp_path: Path) -> None:
         ("scope.trace", np.zeros(50, np.float64)),
     ],
 )
-async def test_shape_or_dtype_change_names_the_label(
-    tmp_path: Path, label: str, bad: np.ndarray
-) -> None:
+async def test_shape_or_dtype_change_names_the_label(tmp_path: Path, label: str, bad: np.ndarray) -> None:
     path = tmp_path / "scan.zarr"
     from store_helpers import UNITS
 
-    from tasks import ShotStoreWriter
+    from tasks.store import ShotStoreWriter
 
-    async with ShotStoreWriter.open(
-        path, spec_json=SPEC_JSON, expected_shots=3, parameter_units=UNITS
-    ) as writer:
+    async with ShotStoreWriter.open(path, spec_json=SPEC_JSON, expected_shots=3, parameter_units=UNITS) as writer:
         await writer.write(record(0))
         with pytest.raises(StoreShapeError, match=label) as info:
             await writer.write(record(1, data={**payload(1), label: bad}))

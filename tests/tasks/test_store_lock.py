@@ -15,8 +15,8 @@ from anyio import open_process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from store_helpers import record, write_store
 
-from tasks import StoreBusyError, StoreError
-from tasks._store_lock import (
+from tasks.store import StoreBusyError, StoreError
+from tasks.store._lock import (
     CREATE_TIME_TOLERANCE_S,
     WriterIdentity,
     acquire_writer_lock,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 # Takes the lock of argv[1], says so, then waits to be killed (it never releases the lock).
 HOLD_LOCK = """
 import pathlib, sys, time
-from tasks._store_lock import acquire_writer_lock
+from tasks.store._lock import acquire_writer_lock
 lock = acquire_writer_lock(pathlib.Path(sys.argv[1]))
 print("held", flush=True)
 time.sleep(600)
@@ -38,7 +38,7 @@ time.sleep(600)
 # Like HOLD_LOCK, but first forks a helper (as a writer may fork a worker) that outlives it.
 HOLD_LOCK_WITH_HELPER = """
 import os, pathlib, sys, time
-from tasks._store_lock import acquire_writer_lock
+from tasks.store._lock import acquire_writer_lock
 lock = acquire_writer_lock(pathlib.Path(sys.argv[1]))
 helper = os.fork()
 if helper == 0:
@@ -57,9 +57,7 @@ async def test_second_writer_is_refused_naming_the_holder_until_it_is_killed(
         assert holder.stdout is not None
         assert (await holder.stdout.receive()).startswith(b"held")
         assert not writer_lock_is_free(path)
-        with pytest.raises(
-            StoreBusyError, match=f"pid {holder.pid} on host {socket.gethostname()}"
-        ):
+        with pytest.raises(StoreBusyError, match=f"pid {holder.pid} on host {socket.gethostname()}"):
             acquire_writer_lock(path)
         holder.kill()  # SIGKILL: no cleanup runs, the holder file stays
         await holder.wait()
@@ -75,7 +73,7 @@ async def test_a_finished_writer_releases_the_lock_from_another_thread(tmp_path:
     path = tmp_path / "scan.zarr"
     await write_store(path, [record(0)], expected_shots=1)  # locked in a worker thread
     assert writer_lock_is_free(path) and read_holder(path) is None
-    code = f"from tasks._store_lock import acquire_writer_lock; import pathlib; acquire_writer_lock(pathlib.Path({str(path)!r}))"
+    code = f"from tasks.store._lock import acquire_writer_lock; import pathlib; acquire_writer_lock(pathlib.Path({str(path)!r}))"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -109,9 +107,7 @@ def test_liveness_tells_a_reused_pid_from_the_writer() -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 async def test_a_forked_helper_does_not_keep_a_killed_writers_lock(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
-    async with await open_process(
-        [sys.executable, "-c", HOLD_LOCK_WITH_HELPER, str(path)]
-    ) as holder:
+    async with await open_process([sys.executable, "-c", HOLD_LOCK_WITH_HELPER, str(path)]) as holder:
         assert holder.stdout is not None
         line = await BufferedByteReceiveStream(holder.stdout).receive_until(b"\n", 100)
         helper = psutil.Process(int(line.split()[1]))
@@ -127,7 +123,7 @@ async def test_a_forked_helper_does_not_keep_a_killed_writers_lock(tmp_path: Pat
 
 
 def test_is_unborn_store_counts_only_the_lock_files(tmp_path: Path) -> None:
-    from tasks._store_lock import is_unborn_store
+    from tasks.store._lock import is_unborn_store
 
     path = tmp_path / "scan.zarr"
     acquire_writer_lock(path).release()
@@ -136,7 +132,6 @@ def test_is_unborn_store_counts_only_the_lock_files(tmp_path: Path) -> None:
     assert is_unborn_store(path)
     (path / "zarr.json").write_text("{}")
     assert not is_unborn_store(path)
-
 
 
 def test_a_lock_that_cannot_be_taken_is_a_store_error(tmp_path: Path) -> None:

@@ -15,15 +15,9 @@ import zarr
 from anyio import open_process
 from store_helpers import SPEC_JSON, UNITS, child_argv, record, write_store
 
-from tasks import (
-    SequenceState,
-    ShotStatus,
-    ShotStoreWriter,
-    describe_store,
-    open_sequence,
-    store_state,
-)
-from tasks._store_layout import FORMAT_VERSION
+from tasks.records import SequenceState, ShotStatus
+from tasks.store import ShotStoreWriter, describe_store, open_sequence, store_state
+from tasks.store._layout import FORMAT_VERSION
 
 pytestmark = pytest.mark.anyio
 
@@ -57,9 +51,7 @@ async def _interrupted(path: Path) -> None:
 
 
 async def _crashed(path: Path) -> None:
-    async with await open_process(
-        [*child_argv(), str(path), "100000", "new", "unknown", "0.01", SPEC_JSON]
-    ) as child:
+    async with await open_process([*child_argv(), str(path), "100000", "new", "unknown", "0.01", SPEC_JSON]) as child:
         assert child.stdout is not None
         assert (await child.stdout.receive()).startswith(b"ready")  # its arrays exist
         with anyio.fail_after(60):
@@ -76,8 +68,7 @@ def _assert_netcdf_safe(attrs: dict[str, object], where: str) -> None:
     for key, value in attrs.items():
         ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
         ok = ok or (
-            isinstance(value, list)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         )
         assert ok, f"{where}: attribute {key!r} = {value!r}"
 
@@ -105,9 +96,7 @@ async def test_store_exports_to_netcdf_and_reopens(tmp_path: Path, kind: str) ->
     assert back["x"].attrs["units"] == "m"
     completed = _export_and_reopen(open_sequence(path), tmp_path / f"{kind}-completed.nc")
     assert (completed["status"].values == ShotStatus.COMPLETED).all()
-    np.testing.assert_array_equal(
-        completed["camera.image"].values[0], record(0).data["camera.image"]
-    )
+    np.testing.assert_array_equal(completed["camera.image"].values[0], record(0).data["camera.image"])
 
     state = store_state(path)
     if kind == "failed":
@@ -122,9 +111,7 @@ async def test_store_exports_to_netcdf_and_reopens(tmp_path: Path, kind: str) ->
 
 async def test_a_format_1_store_reads_and_resumes_as_format_2(tmp_path: Path) -> None:
     path = tmp_path / "old.zarr"
-    await write_store(
-        path, [record(0), record(1)], expected_shots=None, state=SequenceState.INTERRUPTED
-    )
+    await write_store(path, [record(0), record(1)], expected_shots=None, state=SequenceState.INTERRUPTED)
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     old = dict(group.attrs) | {  # how format 1 wrote them: JSON objects and nulls
         "format_version": "shotflow-store/1",

@@ -12,10 +12,8 @@ import pytest
 from anyio import open_process
 from store_helpers import SPEC_JSON, child_argv, record, write_store
 
-from tasks import (
-    SequenceState,
-    ShotRecord,
-    ShotStatus,
+from tasks.records import SequenceState, ShotRecord, ShotStatus
+from tasks.store import (
     ShotStoreWriter,
     StoreError,
     StoreQueryError,
@@ -34,9 +32,7 @@ def _resonance(i: int) -> ShotRecord:
     brightness = 1000 / (1 + (detuning / 2e6) ** 2)
     rng = np.random.default_rng(i)
     image = (brightness + rng.normal(0, 20, (32, 32))).clip(0).astype(np.uint16)
-    return ShotRecord(
-        i, {"detuning": detuning}, {"camera.image": image}, 1.7e9 + i, 1.7e9 + i + 0.1
-    )
+    return ShotRecord(i, {"detuning": detuning}, {"camera.image": image}, 1.7e9 + i, 1.7e9 + i + 0.1)
 
 
 async def test_describe_names_state_counts_parameters_and_variables(
@@ -53,11 +49,7 @@ async def test_describe_names_state_counts_parameters_and_variables(
         error=error,
     )
     text = describe_store(path)
-    assert (
-        "failed" in text
-        and "camera timed out after 5 s" in text
-        and "device=camera" in text
-    )
+    assert "failed" in text and "camera timed out after 5 s" in text and "device=camera" in text
     assert "2 completed of 10 expected (1 failed)" in text
     assert "parameters (over 2 completed shots)" in text
     assert "  x             0 m .. 1 mm, 2 distinct" in text  # engineering prefixes, like plan
@@ -69,16 +61,12 @@ async def test_describe_names_state_counts_parameters_and_variables(
 
 async def test_describe_a_store_being_written_then_crashed(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
-    async with await open_process(
-        [*child_argv(), str(path), "100000", "new", "unknown", "0.01", SPEC_JSON]
-    ) as child:
+    async with await open_process([*child_argv(), str(path), "100000", "new", "unknown", "0.01", SPEC_JSON]) as child:
         assert child.stdout is not None
         assert (await child.stdout.receive()).startswith(b"ready")
         assert "running: a writer (pid" in describe_store(path)
         with anyio.fail_after(60):
-            while (
-                open_sequence(path).sizes["shot"] < 3
-            ):  # the writer's shots show up live
+            while open_sequence(path).sizes["shot"] < 3:  # the writer's shots show up live
                 await anyio.sleep(0.05)
         assert store_state(path)["writer_alive"] is True
         child.kill()
@@ -96,9 +84,7 @@ async def test_plot_writes_a_png_and_names_unknown_names(tmp_path: Path) -> None
         for i in range(33):
             await writer.write(_resonance(i))
         await writer.finish(SequenceState.FINISHED)
-    out = Path(
-        os.environ.get("SHOTFLOW_TEST_PLOT", tmp_path / "plot.png")
-    )  # set it to look at the plot
+    out = Path(os.environ.get("SHOTFLOW_TEST_PLOT", tmp_path / "plot.png"))  # set it to look at the plot
     assert plot_store(path, "camera.image", "detuning", out) == "detuning"
     assert out.read_bytes().startswith(b"\x89PNG")
     assert re.search(r"\n  detuning +-5 MHz \.\. 5 MHz, 11 distinct\n", describe_store(path))
@@ -130,9 +116,7 @@ async def test_plot_without_against_picks_the_single_scan_parameter_else_shot(
     path = tmp_path / "scan.zarr"
     records = [_scan_record(i, parameters(i)) for i in range(9)]  # type: ignore[operator]
     units = {"power": "W", "detuning": "Hz", "rf": "Hz", "time": "s"}
-    async with ShotStoreWriter.open(
-        path, spec_json=SPEC_JSON, expected_shots=9, parameter_units=units
-    ) as writer:
+    async with ShotStoreWriter.open(path, spec_json=SPEC_JSON, expected_shots=9, parameter_units=units) as writer:
         for r in records:
             await writer.write(r)
     assert plot_store(path, "scope.peak", None, tmp_path / "plot.png") == axis
@@ -147,9 +131,7 @@ async def test_plot_of_store_without_data_is_an_error(tmp_path: Path) -> None:
         expected_shots=2,
         state=SequenceState.FAILED,
     )
-    with pytest.raises(
-        StoreQueryError, match="no data variable 'camera.image'.*available: none"
-    ):
+    with pytest.raises(StoreQueryError, match="no data variable 'camera.image'.*available: none"):
         plot_store(path, "camera.image", "x", tmp_path / "p.png")
 
 

@@ -24,7 +24,8 @@ import pytest
 import xarray as xr
 from store_helpers import SPEC_JSON, UNITS, ZYGOTE, assert_shots_exact, record
 
-from tasks import SequenceState, ShotStoreWriter, open_sequence, store_state
+from tasks.records import SequenceState
+from tasks.store import ShotStoreWriter, open_sequence, store_state
 
 TRIALS = 12
 SHOTS = 150
@@ -52,13 +53,9 @@ class Zygote:
         assert self.process.stdout is not None
         return self.process.stdout.readline().split()
 
-    def kill_at_random(
-        self, path: Path, rng: random.Random, *, resume: bool, known: bool
-    ) -> None:
+    def kill_at_random(self, path: Path, rng: random.Random, *, resume: bool, known: bool) -> None:
         """Fork a writer on ``path``, SIGKILL it at a random moment after it opened the store."""
-        self._send(
-            "fork " + json.dumps([str(path), SHOTS, resume, known, 0.0, SPEC_JSON])
-        )
+        self._send("fork " + json.dumps([str(path), SHOTS, resume, known, 0.0, SPEC_JSON]))
         word, pid = self._receive()
         assert word == "ready", "child writer did not open the store"
         time.sleep(rng.uniform(0.0, KILL_WINDOW_S))
@@ -83,14 +80,10 @@ def zygote() -> Iterator[Zygote]:
 def _check_crashed_store(path: Path) -> set[int]:
     """The store opens; every shot marked completed is bit-exact."""
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore"
-        )  # leftover temp files are "not recognized" by zarr
+        warnings.simplefilter("ignore")  # leftover temp files are "not recognized" by zarr
         try:
             xr.open_zarr(path, consolidated=False)
-        except (
-            ValueError
-        ) as exc:  # killed within the milliseconds of resizing the arrays
+        except ValueError as exc:  # killed within the milliseconds of resizing the arrays
             assert "conflicting sizes" in str(exc)
     everything = open_sequence(path, completed_only=False)
     completed = set(np.flatnonzero(everything["status"].values == 1).tolist())
@@ -116,9 +109,7 @@ async def _resume_in_process(path: Path, known: bool) -> None:
 
 
 @pytest.mark.parametrize("trial", range(TRIALS))
-def test_sigkill_leaves_exact_completed_shots_and_resume_finishes(
-    tmp_path: Path, trial: int, zygote: Zygote
-) -> None:
+def test_sigkill_leaves_exact_completed_shots_and_resume_finishes(tmp_path: Path, trial: int, zygote: Zygote) -> None:
     rng = random.Random(trial)
     known = trial % 2 == 0
     path = tmp_path / "scan.zarr"

@@ -12,9 +12,8 @@ import anyio
 import pytest
 from store_helpers import SPEC_JSON, UNITS, assert_shot_exact, record, write_store
 
-from tasks import (
-    SequenceState,
-    ShotRecord,
+from tasks.records import SequenceState, ShotRecord
+from tasks.store import (
     ShotStoreWriter,
     StoreBackpressure,
     StoreBusyError,
@@ -46,9 +45,7 @@ async def test_back_pressure_waits_and_drops_nothing(tmp_path: Path) -> None:
             for i in range(60):  # no await in between: the worker thread cannot drain
                 writer.write_nowait(record(i))
                 accepted += 1
-        assert (
-            4 <= accepted <= 5
-        )  # the queue, plus at most one handed straight to the worker
+        assert 4 <= accepted <= 5  # the queue, plus at most one handed straight to the worker
         assert writer.pending == accepted
         for i in range(accepted, 60):
             await writer.write(record(i))  # waits for room, then proceeds
@@ -57,9 +54,7 @@ async def test_back_pressure_waits_and_drops_nothing(tmp_path: Path) -> None:
         assert writer.completed == frozenset(range(60))
     ds = open_sequence(path)
     assert list(ds["shot"].values) == list(range(60))
-    assert_shot_exact(
-        ds, accepted
-    )  # the record refused by write_nowait was written by write()
+    assert_shot_exact(ds, accepted)  # the record refused by write_nowait was written by write()
 
 
 async def test_refuses_to_overwrite_and_needs_zarr_suffix(tmp_path: Path) -> None:
@@ -84,7 +79,7 @@ async def test_one_writer_per_store(tmp_path: Path) -> None:
         code = textwrap.dedent(
             f"""
             import anyio
-            from tasks import ShotStoreWriter, StoreBusyError
+            from tasks.store import ShotStoreWriter, StoreBusyError
             async def main():
                 try:
                     async with ShotStoreWriter.open({str(path)!r}, spec_json={SPEC_JSON!r}, expected_shots=60,
@@ -205,7 +200,7 @@ def test_a_folder_left_by_a_writer_killed_before_any_metadata_is_reused(tmp_path
     path = tmp_path / "unborn.zarr"
     path.mkdir()
     code = (
-        "import os, pathlib; from tasks._store_lock import acquire_writer_lock; "
+        "import os, pathlib; from tasks.store._lock import acquire_writer_lock; "
         f"acquire_writer_lock(pathlib.Path({str(path)!r})); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # dies holding the lock

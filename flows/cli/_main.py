@@ -1,0 +1,129 @@
+"""The ``shotflow`` command line: one function per subcommand, registered in :data:`COMMANDS`.
+
+Bad input exits with code 2 and one message on stderr naming the field path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from devices import ShotflowError
+from flows._errors import SpecError
+from flows.sequence import SequenceSpec, load_spec, plan_lines
+
+__all__ = ["COMMANDS", "console_main", "main"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+FLUSH_TIMEOUT = 3.0
+"""Seconds given at exit to Prefect's background senders (logs, events) to reach the server."""
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str]] = {}
+"""Subcommand name -> (run, add_arguments, help). Add one with :func:`command`."""
+
+
+def command(
+    name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None
+) -> Callable[[Command], Command]:
+    """Register ``function(args) -> exit code`` as subcommand ``name``."""
+
+    def register(function: Command) -> Command:
+        COMMANDS[name] = (function, arguments, help)
+        return function
+
+    return register
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", type=Path, help="sequence description (YAML or JSON)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per shot, SI units")
+
+
+@command("plan", "validate SPEC and list its shots and parameters (touches no instrument)", _plan_arguments)
+def _plan(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    lines = plan_lines(spec, as_json=args.json)
+    try:
+        for line in lines:
+            sys.stdout.write(line + "\n")
+    except BrokenPipeError:  # `shotflow plan big.yaml | head`
+        sys.stderr.close()
+    return 0
+
+
+@command("schema", "print the JSON Schema of a sequence description")
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(SequenceSpec.model_json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    from . import _run  # noqa: F401 - registers run, resume and show
+
+    parser = argparse.ArgumentParser(prog="shotflow", description="Run experimental sequences as Prefect flows.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, (function, arguments, help) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help, description=help)
+        arguments(sub)
+        sub.set_defaults(run=function)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 for bad input, 1 for other shotflow errors; one message on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SpecError as exc:
+        print(f"shotflow {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ShotflowError as exc:
+        print(f"shotflow {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"shotflow {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _prefect_flushed(timeout: float) -> bool:
+    """Give Prefect's log and event senders ``timeout`` s to empty their queues; False if they could not.
+
+    Both retry an unreachable server, and the interpreter's shutdown would wait for them.
+    """
+    if "prefect" not in sys.modules:
+        return True
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        _, pending = service.drain_all(timeout=timeout)  # type: ignore[misc]
+        if pending:
+            return False
+    return True
+
+
+def console_main() -> NoReturn:
+    """The ``shotflow`` executable: :func:`main`, then exit within :data:`FLUSH_TIMEOUT` s.
+
+    When the Prefect server is gone (a Ctrl-C reached it, it was stopped), the run's
+    outcome is already in its store and printed: the process exits without waiting for
+    Prefect's senders to give up.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not _prefect_flushed(FLUSH_TIMEOUT):
+        os._exit(code)
+    sys.exit(code)

@@ -1,0 +1,284 @@
+"""The CLI commands that run and inspect sequences: ``run``, ``resume``, ``show``, ``server``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import anyio
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from flows.run import Progress as RunProgress
+from flows.run import progress_listener
+from flows.sequence import SequenceSpec, load_spec
+from tasks.store import StoreQueryError, describe_store, plot_store, read_store_spec, store_state
+
+from ._main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, command
+
+__all__: list[str] = []
+
+logger = logging.getLogger(__name__)
+
+SERVER_LOST_SECONDS = 5.0
+"""Once the store holds the run's final state, a Prefect server that has not answered for this
+long is gone (e.g. a service manager stopped it with the run): the CLI stops waiting for it."""
+HEALTH_INTERVAL = 1.0
+
+_err = Console(stderr=True)
+
+
+def _quiet_prefect(live_bar: bool) -> None:
+    """Keep the terminal for the sequence: Prefect's per-task lines go to debug level.
+
+    With the live progress bar, Prefect's console shows warnings and errors only
+    (its handler writes around the bar); the run's logs still reach the server.
+    """
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    if live_bar:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+
+@contextmanager
+def _prefect_server(console: Console) -> Iterator[tuple[str, str]]:
+    """Point Prefect at a server for the run; yields its API and UI URLs.
+
+    A configured ``PREFECT_API_URL`` is used as it is; otherwise the local server that
+    shotflow manages is started (or reused) and used for this run.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield str(PREFECT_API_URL.value()), str(PREFECT_UI_URL.value() or "")
+        return
+    from ._local_server import ensure_server
+
+    with console.status("starting the local Prefect server (the first time takes a while)..."):
+        info, started = ensure_server()
+    if started:
+        console.print(f"started the local Prefect server: {info.ui_url} (`shotflow server stop` stops it)")
+    with temporary_settings({PREFECT_API_URL: info.api_url}):
+        yield info.api_url, info.ui_url
+
+
+@dataclass
+class _Watch:
+    """What the CLI learns of the run from its progress snapshots."""
+
+    last: RunProgress | None = None
+    announced: bool = False
+    stored: anyio.Event = field(default_factory=anyio.Event)
+
+
+async def _server_lost(api_url: str) -> None:
+    """Return once the server at ``api_url`` has not answered for :data:`SERVER_LOST_SECONDS`."""
+    import httpx
+
+    silent_since: float | None = None
+    async with httpx.AsyncClient(timeout=HEALTH_INTERVAL) as client:
+        while True:
+            try:
+                answered = (await client.get(f"{api_url}/health")).status_code == 200
+            except httpx.HTTPError:
+                answered = False
+            now = anyio.current_time()
+            if answered:
+                silent_since = None
+            elif silent_since is None:
+                silent_since = now
+            elif now - silent_since >= SERVER_LOST_SECONDS:
+                return
+            await anyio.sleep(HEALTH_INTERVAL)
+
+
+async def _run_flow(
+    call: Callable[[], Awaitable[Any]], watch: _Watch, api_url: str, server_lost: Callable[[], NoReturn]
+) -> Any:
+    """Run the flow and return its final state.
+
+    If the Prefect server stops answering after the store recorded the run's final state
+    (a service manager stopped both), ``server_lost`` is called: the devices are exited and
+    the store holds the outcome, and Prefect's own bookkeeping, which retries an absent
+    server, must not keep the process alive.
+    """
+    state: Any = None
+    async with anyio.create_task_group() as tg:
+
+        async def flow() -> None:
+            nonlocal state
+            state = await call()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(flow)
+        await watch.stored.wait()
+        await _server_lost(api_url)
+        logger.warning("the Prefect server stopped answering; the store holds the run's outcome")
+        server_lost()
+    return state
+
+
+def _leave(code: int) -> NoReturn:
+    """End the process now with ``code``, standard streams flushed (see :func:`_run_flow`)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _exit_code_of(state: str | None) -> int:
+    return {"finished": 0, "interrupted": EXIT_INTERRUPTED}.get(state or "", EXIT_FAILED)
+
+
+def _report_from_store(watch: _Watch) -> int:
+    """Summarise a run whose Prefect state never came back, from its store."""
+    last = watch.last
+    if last is None or last.store is None:
+        _err.print("[bold red]sequence failed:[/] the run ended before creating its store")
+        return EXIT_FAILED
+    attrs = store_state(last.store)
+    state = str(attrs.get("state"))
+    summary = {
+        "store": last.store,
+        "state": state,
+        "completed_shots": attrs.get("completed_shots"),
+        "expected_shots": attrs.get("expected_shots"),
+        "error": attrs.get("error"),
+    }
+    if state == "finished":
+        print(json.dumps(summary, indent=2))
+    else:
+        _err.print(f"[bold red]sequence {state}:[/] {summary['completed_shots']} shots kept in {last.store}")
+    return _exit_code_of(state)
+
+
+def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
+    console = Console(stderr=True)
+    _quiet_prefect(live_bar=console.is_terminal)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} shots/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    watch = _Watch()
+    with _prefect_server(console) as (api_url, ui_url):
+        from flows.run import run_sequence
+
+        with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
+            task_id = bar.add_task(spec.name, total=None, rate="-")
+
+            def on_progress(p: RunProgress) -> None:
+                watch.last = p
+                if p.flow_run_id and not watch.announced:
+                    watch.announced = True
+                    where = f"{ui_url}/runs/flow-run/{p.flow_run_id}" if ui_url else p.flow_run_id
+                    bar.console.print(f"flow run {p.flow_run_name!r}: {where}", soft_wrap=True)
+                if p.state is not None:
+                    watch.stored.set()
+                rate = f"{p.completed / p.elapsed:.1f}" if p.elapsed > 0 and p.completed else "-"
+                description = spec.name if p.phase == "running" else f"{spec.name}: {p.phase}"
+                bar.update(task_id, completed=p.completed, total=p.expected, rate=rate, description=description)
+
+            with progress_listener(on_progress):
+                state = anyio.run(
+                    _run_flow,
+                    lambda: run_sequence(spec, store=str(store) if store else None, resume=resume, return_state=True),
+                    watch,
+                    api_url,
+                    lambda: _leave(_report_from_store(watch)),
+                )
+    if state is None:
+        return _report_from_store(watch)
+    if state.is_completed():
+        result = state.result()
+        print(json.dumps(result.model_dump(), indent=2))
+        return 0
+    message = state.message or state.name
+    if state.is_cancelled():  # the state's message says why and what was kept
+        _err.print(f"[bold yellow]sequence interrupted:[/] {message}")
+        return EXIT_INTERRUPTED
+    try:
+        state.result()
+    except BaseException as exc:  # noqa: BLE001 - the flow's own error carries the precise message
+        message = str(exc) or message
+    _err.print(f"[bold red]sequence {state.name.lower()}:[/] {message}")
+    return EXIT_FAILED
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", type=Path, help="sequence description (YAML or JSON)")
+    parser.add_argument("--store", type=Path, help="zarr store to write (a folder ending in .zarr)")
+
+
+def _store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", type=Path, help="the sequence's zarr store")
+
+
+def _show_arguments(parser: argparse.ArgumentParser) -> None:
+    _store_argument(parser)
+    parser.add_argument("--plot", metavar="VAR", help="data variable to plot (e.g. camera.atoms)")
+    parser.add_argument(
+        "--against", metavar="PARAM", help="x axis (default: the scanned parameter if there is one, else shot)"
+    )
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="PNG file to write")
+
+
+@command("run", "run a sequence on the instruments (no server needed: shotflow starts a local one)", _run_arguments)
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _run(load_spec(args.spec), args.store, resume=False)
+
+
+@command("resume", "continue an interrupted or crashed sequence in its own store", _store_argument)
+def _cmd_resume(args: argparse.Namespace) -> int:
+    spec = SequenceSpec.model_validate_json(read_store_spec(args.store))
+    return _run(spec, args.store, resume=True)
+
+
+@command("show", "summarise a store; --plot VAR [--against PARAM] -o FILE draws a PNG", _show_arguments)
+def _cmd_show(args: argparse.Namespace) -> int:
+    if args.plot and not args.output:
+        _err.print("shotflow show: error: --plot needs -o FILE (the PNG to write)")
+        return EXIT_BAD_INPUT
+    if args.against and not args.plot:
+        _err.print("shotflow show: error: --against needs --plot VAR")
+        return EXIT_BAD_INPUT
+    try:
+        against = plot_store(args.store, args.plot, args.against, args.output) if args.plot else None
+    except StoreQueryError as exc:  # an unknown variable or parameter: bad input
+        _err.print(f"shotflow show: error: {exc}")
+        return EXIT_BAD_INPUT
+    print(describe_store(args.store))
+    if args.plot:
+        print(f"plot of {args.plot} against {against} written to {args.output}")
+    return 0
+
+
+def _server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("status", "stop"), help="status: is it running, where; stop: stop it")
+
+
+@command("server", "status or stop of the local Prefect server that `shotflow run` starts", _server_arguments)
+def _cmd_server(args: argparse.Namespace) -> int:
+    from ._local_server import prefect_home, running_server, stop_server
+
+    home = prefect_home()
+    if args.action == "stop":
+        stopped = stop_server(home)
+        print(f"stopped the local Prefect server (pid {stopped.pid})" if stopped else "no local Prefect server running")
+        return 0
+    info = running_server(home)
+    if info is None:
+        print(f"no local Prefect server running for {home}")
+        return 3
+    print(f"running: {info.ui_url} (API {info.api_url}), pid {info.pid}, PREFECT_HOME {home}")
+    return 0

@@ -1,0 +1,37 @@
+"""The errors of the shot engine, rooted in :class:`devices.DeviceError`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devices import DeviceError
+
+__all__ = ["DeviceExitError", "DeviceSetupError", "ShotExecutionError"]
+
+
+class DeviceSetupError(DeviceError):
+    """One or more devices failed to enter; ``device`` names the first, the message all of them."""
+
+
+class DeviceExitError(DeviceError):
+    """One or more devices failed to exit; every other device was still exited."""
+
+
+class ShotExecutionError(DeviceError):
+    """A shot failed on a device after its last attempt.
+
+    ``shot_index`` is the shot, ``device`` the device whose error ended it, and
+    ``record`` the failed shot's record (stored with status failed).
+    """
+
+    def __init__(self, device: str, message: str, *, shot_index: int | None = None, record: Any = None) -> None:
+        super().__init__(device, message)
+        self.shot_index = shot_index
+        self.record = record
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_execution_error, (self.device, self.message, self.shot_index, self.record))
+
+
+def _rebuild_execution_error(device: str, message: str, shot_index: int | None, record: Any) -> ShotExecutionError:
+    return ShotExecutionError(device, message, shot_index=shot_index, record=record)

@@ -1,0 +1,19 @@
+"""What the engine, the store and the flows exchange.
+
+Shot records, compiled shots, the sequence lifecycle and its failures; imports no other room.
+"""
+
+from ._compiled import CompiledShot
+from ._failures import first_error
+from ._lifecycle import Lifecycle, Phase
+from ._shots import SequenceState, ShotRecord, ShotStatus
+
+__all__ = [
+    "CompiledShot",
+    "Lifecycle",
+    "Phase",
+    "SequenceState",
+    "ShotRecord",
+    "ShotStatus",
+    "first_error",
+]

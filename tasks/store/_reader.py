@@ -1,0 +1,150 @@
+"""Reading a results store: its state, its spec, and its shots as an xarray Dataset."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from zarr.abc.store import ByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import LocalStore, WrapperStore
+
+from tasks.records import SequenceState, ShotStatus
+
+from ._attrs import decode_attrs
+from ._errors import StoreError
+from ._layout import SHOT as SHOT_DIM
+from ._layout import STATUS, read_root_attrs
+from ._lock import WriterIdentity, read_holder, writer_lock_is_free
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["open_sequence", "read_store_spec", "store_state"]
+
+OPEN_RETRIES = 4
+"""A live store can be caught mid-resize (arrays of different lengths); retry that many times."""
+RETRY_DELAY_S = 0.05
+
+
+class _CommonLengthStore(WrapperStore[LocalStore]):
+    """Read-only view of a store whose arrays have different shot lengths (its writer was killed
+    while resizing them): every array is presented with the longest length. Shots beyond an
+    array's own length read as pending (status) or fill values."""
+
+    def __init__(self, store: LocalStore, length: int) -> None:
+        super().__init__(store)
+        self._length = length
+
+    @classmethod
+    def over(cls, path: Path) -> _CommonLengthStore:
+        lengths = [
+            json.loads(meta.read_text())["shape"][0]
+            for meta in path.glob("*/zarr.json")
+            if json.loads(meta.read_text()).get("dimension_names", [None])[0] == SHOT_DIM
+        ]
+        return cls(LocalStore(path, read_only=True), max(lengths))
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        buffer = await super().get(key, prototype, byte_range)
+        if buffer is None or byte_range is not None or not key.endswith("/zarr.json"):
+            return buffer
+        meta = json.loads(buffer.to_bytes())
+        if meta.get("dimension_names", [None])[0] == SHOT_DIM:
+            meta["shape"][0] = self._length
+            return prototype.buffer.from_bytes(json.dumps(meta).encode())
+        return buffer
+
+
+def read_store_spec(path: str | Path) -> str:
+    """The sequence spec (JSON text) the store was created with. Raises StoreError."""
+    spec = decode_attrs(read_root_attrs(Path(path))).get("spec")
+    if not isinstance(spec, str):
+        raise StoreError(f"store {path} has no sequence spec recorded")
+    return spec
+
+
+def _recorded_writer(path: Path, attrs: dict[str, Any]) -> WriterIdentity | None:
+    """The lock's holder file, else the writer named in the attributes (a store copied
+    without its hidden files)."""
+    holder = read_holder(path)
+    if holder is not None:
+        return holder
+    pid, host, started = (attrs.get(k) for k in ("writer_pid", "writer_host", "writer_create_time"))
+    if not isinstance(pid, int) or not isinstance(host, str):
+        return None
+    return WriterIdentity(pid, host, started if isinstance(started, float) else None)
+
+
+def store_state(path: str | Path) -> dict[str, Any]:
+    """The store's group attributes, decoded, plus ``writer_alive``.
+
+    ``error`` is a dict or None, ``expected_shots`` an int or None, ``parameter_units`` a
+    dict. ``state`` is reported as ``crashed`` when the store says ``running`` but its
+    writer is gone: no process holds the writer lock, or the recorded writer process (pid
+    and create time) no longer runs on this host. Raises StoreError if ``path`` is not a
+    shotflow store.
+    """
+    path = Path(path)
+    attrs = decode_attrs(read_root_attrs(path))
+    attrs.pop("coordinates", None)
+    if attrs.get("state") == SequenceState.RUNNING:
+        writer = _recorded_writer(path, attrs)
+        dead = writer is not None and writer.is_alive() is False
+        attrs["writer_alive"] = not (dead or writer_lock_is_free(path))
+        if not attrs["writer_alive"]:
+            attrs["state"] = str(SequenceState.CRASHED)
+    else:
+        attrs["writer_alive"] = False
+    return attrs
+
+
+def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Dataset:
+    """Open the store as a lazily loaded Dataset over ``shot`` (parameters are coordinates).
+
+    Works while the store is being written (reads the live, non-consolidated metadata) and
+    after a crash. With ``completed_only`` (default) only shots whose status is completed are
+    returned. The attributes are the store's as stored, netCDF-safe (``error`` and
+    ``parameter_units`` as JSON text; :func:`store_state` decodes them), so ``to_netcdf``
+    keeps them. Raises StoreError if ``path`` is not a readable store, or holds only its
+    group metadata (its writer is creating the arrays, or was killed doing so).
+    """
+    import xarray as xr  # imported here: writer processes need not pay for it
+
+    path = Path(path)
+    attrs = read_root_attrs(path)
+    consolidated = attrs.get("state") != SequenceState.RUNNING
+    for attempt in range(OPEN_RETRIES):
+        try:
+            with warnings.catch_warnings():
+                # leftover temp files of a killed writer are "not recognized" by zarr
+                warnings.filterwarnings("ignore", message=".*not recognized as a component.*")
+                ds = xr.open_zarr(path, consolidated=consolidated, zarr_format=3)
+            break
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            if consolidated:
+                consolidated = False  # resumed since it was consolidated: read live metadata
+                continue
+            if "conflicting sizes" not in str(exc):
+                raise StoreError(f"cannot open store {path}: {exc}") from exc
+            if attempt == OPEN_RETRIES - 1:  # a writer killed while resizing: read a common length
+                ds = xr.open_zarr(_CommonLengthStore.over(path), consolidated=False, zarr_format=3)
+                break
+            time.sleep(RETRY_DELAY_S)
+    if STATUS not in ds.variables:
+        raise StoreError(
+            f"store {path} has no shot arrays yet: its writer is creating them, or was stopped while doing so"
+        )
+    if completed_only:
+        completed = np.flatnonzero(ds[STATUS].values == ShotStatus.COMPLETED)
+        ds = ds.isel(shot=completed)
+    return ds
