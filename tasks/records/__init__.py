@@ -4,7 +4,7 @@ Shot records, compiled shots, the sequence lifecycle and its failures; imports n
 """
 
 from ._compiled import CompiledShot
-from ._failures import first_error
+from ._failures import error_record, first_error, raise_first
 from ._lifecycle import Lifecycle, Phase
 from ._shots import SequenceState, ShotRecord, ShotStatus
 
@@ -15,5 +15,7 @@ __all__ = [
     "SequenceState",
     "ShotRecord",
     "ShotStatus",
+    "error_record",
     "first_error",
+    "raise_first",
 ]
