@@ -6,9 +6,13 @@ Shot records, compiled shots, the sequence lifecycle and its failures; imports n
 from ._compiled import CompiledShot
 from ._failures import error_record, first_error, raise_first
 from ._lifecycle import Lifecycle, Phase
+from ._outcome import Outcome, decide_outcome, is_interrupt
 from ._shots import SequenceState, ShotRecord, ShotStatus
 
 __all__ = [
+    "Outcome",
+    "decide_outcome",
+    "is_interrupt",
     "CompiledShot",
     "Lifecycle",
     "Phase",
