@@ -34,7 +34,9 @@ def _completed(store: Path) -> int:
         return 0
 
 
-async def _running_flow_run_id() -> str:
+async def _running_flow_run_id(store: Path) -> str:
+    """The running flow run that writes ``store``: the session's server also holds other
+    tests' runs, some left running by a killed process."""
     async with get_client() as client:
         for _ in range(200):
             runs = await client.read_flow_runs(
@@ -42,10 +44,11 @@ async def _running_flow_run_id() -> str:
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
                 )
             )
-            if runs:
-                return str(runs[0].id)
+            ours = [r for r in runs if r.parameters.get("store") == str(store)]
+            if ours:
+                return str(ours[0].id)
             await anyio.sleep(0.05)
-    raise AssertionError("no running flow run found")
+    raise AssertionError(f"no running flow run writes {store}")
 
 
 def _held_at(shot: int, release: Path) -> dict[str, dict[str, object]]:
@@ -68,7 +71,7 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
                 states.append(await run_sequence(spec, store=str(store), return_state=True))
 
             tg.start_soon(run)
-            flow_run_id = await _running_flow_run_id()
+            flow_run_id = await _running_flow_run_id(store)
             while await anyio.to_thread.run_sync(_completed, store) < 3:  # shot 3 is held until cancelled
                 await anyio.sleep(0.05)
             async with get_client() as client:
