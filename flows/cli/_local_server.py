@@ -180,7 +180,7 @@ def _start(home: Path, idle: float) -> ServerInfo:
     # the devices' leases outlive a restart of this server (they are kept in files, not in memory)
     env.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    command = [sys.executable, "-m", "flows._server_main", "--port", str(port), "--idle", str(idle)]
+    command = [sys.executable, "-m", "flows.cli._server_main", "--port", str(port), "--idle", str(idle)]
     with open(home / LOG_FILE, "ab") as log:
         popen = subprocess.Popen(
             command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **_detached()

@@ -1,4 +1,4 @@
-"""Entry point of the managed local Prefect server: ``python -m flows._server_main --port P --idle S``.
+"""Entry point of the managed local Prefect server: ``python -m flows.cli._server_main --port P --idle S``.
 
 Serves Prefect's API and UI (with its background services) on 127.0.0.1 with uvicorn, and
 stops after ``--idle`` seconds without an HTTP request. SIGTERM (``shotflow server stop``)
@@ -62,7 +62,7 @@ async def _serve(port: int, idle: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the server until it is idle for ``--idle`` seconds or receives SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m flows._server_main")
+    parser = argparse.ArgumentParser(prog="python -m flows.cli._server_main")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--idle", type=float, required=True)
     args = parser.parse_args(argv)
