@@ -5,6 +5,7 @@ Kept free of Prefect and zarr so that worker processes start quickly.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,10 +32,22 @@ def compile_devices(
     return out
 
 
+INTERRUPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+"""Signals a worker process ignores: they are meant for the run, which shuts the pool down."""
+
+
 def init_process(compilers: Mapping[str, DeviceCompiler]) -> None:
-    """Process-pool initializer: keep this process's copy of the compilers."""
+    """Process-pool initializer: keep this process's copy of the compilers, ignore interrupts.
+
+    A terminal's Ctrl-C and a Prefect worker's cancel (``killpg`` with SIGTERM) reach the
+    whole process group. The run handles them (shot finished, store and devices closed)
+    and then shuts the pool down; a worker killed by them instead would break the pool
+    under the run's feet, and its shutdown could wait for ever.
+    """
     global _process_compilers
     _process_compilers = compilers
+    for signum in INTERRUPT_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def compile_in_process(names: tuple[str, ...], shot: Shot) -> dict[str, Mapping[str, Any]]:
