@@ -12,9 +12,10 @@ import pint
 from devices import AnalogLane, CameraLane, DigitalLane, Lane, Ramp, Shot, ShotTimeline
 from flows._errors import ExpressionError
 
-from ._expressions import Quantity, compile_expression, si_magnitude, ureg
+from ._expressions import compile_expression
 from ._iteration import calibrated_quantities, evaluate_globals, parameter_units
 from ._spec import AnalogLaneSpec, CameraLaneSpec, DigitalLaneSpec, RampValue, SequenceSpec
+from ._units import Quantity, si_magnitude, ureg
 
 __all__ = ["SequenceRuntime"]
 

@@ -13,8 +13,9 @@ import pint
 from devices import Shot
 from flows._errors import ExpressionError
 
-from ._expressions import Quantity, compile_expression, si_magnitude, si_unit
+from ._expressions import compile_expression
 from ._spec import ArangeStep, DeclareStep, LinspaceStep, RepeatStep, SequenceSpec, Step, ValuesStep
+from ._units import Quantity, si_magnitude, si_unit
 from ._validate import analyse
 
 __all__ = ["calibrated_quantities", "count_shots", "evaluate_globals", "iter_shots", "parameter_units"]

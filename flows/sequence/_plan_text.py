@@ -7,9 +7,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from ._expressions import Quantity
 from ._iteration import count_shots, iter_shots, parameter_units
 from ._spec import SequenceSpec
+from ._units import Quantity
 
 __all__ = ["format_value", "plan_lines"]
 

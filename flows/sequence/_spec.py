@@ -32,8 +32,9 @@ from pydantic_core import CoreSchema, PydanticCustomError
 
 import devices
 
-from ._expressions import CALIBRATED, compile_expression, ureg
+from ._expressions import CALIBRATED, compile_expression
 from ._math import CONSTANTS, FUNCTIONS
+from ._units import ureg
 
 __all__ = [
     "Arange",

@@ -21,9 +21,10 @@ from pydantic import BaseModel
 from devices import ExpressionSpec
 from flows._errors import ExpressionError
 
-from ._expressions import compile_expression, is_unit, ureg
+from ._expressions import compile_expression
 from ._math import CONSTANTS
 from ._spec import MAX_NESTING, AnalogLaneSpec, ArangeStep, DeclareStep, LinspaceStep, RampValue, RepeatStep, ValuesStep
+from ._units import is_unit, ureg
 
 if TYPE_CHECKING:
     from ._spec import SequenceSpec, Step
