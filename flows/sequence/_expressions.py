@@ -31,7 +31,7 @@ from flows._errors import ExpressionError
 from ._math import CONSTANTS, FUNCTIONS, dimensionless, tidy
 from ._units import Quantity, is_unit, unit_named
 
-__all__ = ["CALIBRATED", "MAX_EXPRESSION_LENGTH", "CompiledExpression", "compile_expression"]
+__all__ = ["CALIBRATED", "MAX_EXPRESSION_LENGTH", "CompiledExpression", "calibrated_quantities", "compile_expression"]
 
 logger = logging.getLogger(__name__)
 
@@ -369,3 +369,17 @@ def compile_expression(text: object) -> CompiledExpression:
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(text, f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
     return _compile_cached(text)
+
+
+def calibrated_quantities(calibrated: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Calibration values for ``calibrated.NAME``: Quantities, bools, numbers (dimensionless) or expression texts."""
+    if calibrated is None:
+        return None
+    result: dict[str, Any] = {}
+    for name, value in calibrated.items():
+        if isinstance(value, str):
+            value = compile_expression(value).evaluate()
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        result[name] = value
+    return result

@@ -9,7 +9,7 @@ import pint
 
 from ._math import CONSTANTS
 
-__all__ = ["Quantity", "is_unit", "si_magnitude", "si_unit", "unit_named", "ureg"]
+__all__ = ["Quantity", "is_unit", "si_magnitude", "show_value", "si_unit", "unit_named", "ureg"]
 
 ureg: pint.UnitRegistry = pint.get_application_registry()
 Quantity = ureg.Quantity
@@ -62,3 +62,12 @@ def si_magnitude(value: Value) -> float | bool:
     if isinstance(value, pint.Quantity):
         return float(value.to_base_units().magnitude)  # percent -> 0.01, MHz -> 1e6
     return float(value)
+
+
+def show_value(value: Value) -> str:
+    """A value for a message: ``2 MHz``, ``0.5 (dimensionless)``, ``True``."""
+    if isinstance(value, pint.Quantity):
+        if value.dimensionless:
+            return f"{value.to('dimensionless').magnitude:g} (dimensionless)"
+        return f"{value:~g}"
+    return repr(value)
