@@ -24,7 +24,8 @@ from ._device_expressions import expression_fields
 from ._expressions import calibrated_quantities, compile_expression
 from ._math import CONSTANTS
 from ._plan import Axis, SequencePlan
-from ._steps import MAX_NESTING, Sample, Step, StepKind, assigned_names, step_kind
+from ._step_kind import Sample, StepKind
+from ._steps import MAX_NESTING, Step, assigned_names, step_kind
 from ._timeline import AnalogLaneSpec, RampValue
 from ._units import is_unit, show_value, si_unit, ureg
 

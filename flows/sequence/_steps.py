@@ -1,14 +1,13 @@
-"""The iteration's steps and the one interface through which everything else reads them.
+"""The iteration's steps: ``declare``, ``linspace``, ``arange``, ``values``, ``repeat`` and ``shot``.
 
-Each kind of step (``declare``, ``linspace``, ``arange``, ``values``, ``repeat``
-and ``shot``) is a model implementing :class:`StepKind`: the variables it sets,
+Each kind of step implements :class:`~._step_kind.StepKind`: the variables it sets,
 its body (``None`` unless it is a loop), its expressions, the values of its
 loop given those expressions, its own checks and a one-line description. The
 analysis (:mod:`._analysis`), the shot iteration (:mod:`._iteration`) and the
 plan text read steps only through this interface (via :func:`step_kind`).
 
 **Adding a loop kind** happens in this module only: a model subclassing
-:class:`LoopKind` (``kind``, ``expressions``, ``loop_values``, ``describe``;
+:class:`~._step_kind.LoopKind` (``kind``, ``expressions``, ``loop_values``, ``describe``;
 ``problems`` for its own checks), its one-key wrapper model (like
 :class:`LinspaceStep`), the wrapper in the :data:`Step` union and in
 :data:`STEP_WRAPPERS`.
@@ -17,9 +16,7 @@ plan text read steps only through this interface (via :func:`step_kind`).
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import pint
@@ -29,6 +26,17 @@ from pydantic_core import PydanticCustomError
 from flows._errors import ExpressionError
 
 from ._fields import Expr, FrozenModel, Identifier
+from ._step_kind import (
+    SHOT,
+    Linear,
+    LoopKind,
+    Sample,
+    StepKind,
+    ValueOf,
+    is_quantity,
+    same_dimension,
+    si_base,
+)
 from ._units import show_value, si_magnitude
 
 __all__ = [
@@ -42,12 +50,9 @@ __all__ = [
     "DeclareStep",
     "Linspace",
     "LinspaceStep",
-    "LoopKind",
     "Repeat",
     "RepeatStep",
-    "Sample",
     "Step",
-    "StepKind",
     "Values",
     "ValuesStep",
     "assigned_names",
@@ -57,87 +62,6 @@ __all__ = [
 MAX_NESTING = 32
 TAG_PREFIX = "step:"
 """Prefix of the union tags pydantic inserts into error locations (stripped when reporting)."""
-
-ValueOf = Callable[[str], Any]
-"""The value of one of a step's expressions, by field name (``"start"``, ``"values[2]"``)."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """What the analysis knows of a value before running: a sample and how far it can be trusted.
-
-    ``value`` is a Quantity or bool (``None`` when unknown: it depends on
-    calibration values not given, or failed); ``varying`` is whether it
-    depends on a loop variable; ``static`` whether ``value`` is the exact
-    value at every shot that reaches this point (so loop sizes can use it).
-    """
-
-    value: Any
-    varying: bool = False
-    static: bool = False
-
-
-class StepKind:
-    """What every step tells the analysis, the iteration and the plan text (see the module docstring)."""
-
-    kind: ClassVar[str]
-    yields_shot: ClassVar[bool] = False
-
-    @property
-    def variables(self) -> tuple[str, ...]:
-        """The variables this step sets itself (not those of its body)."""
-        return ()
-
-    @property
-    def body(self) -> Sequence[Step] | None:
-        """The steps run for every value of a loop; ``None`` when the step is not a loop."""
-        return None
-
-    @property
-    def shuffled(self) -> bool:
-        """Whether a loop runs its values in a random order."""
-        return False
-
-    @property
-    def shuffle_seed(self) -> int | None:
-        """The seed of a shuffled loop's order (``None``: a fresh order every run)."""
-        return None
-
-    def expressions(self) -> list[tuple[str, str]]:
-        """The step's expressions as ``(field, text)``, in evaluation order; a variable's sample is the first's."""
-        return []
-
-    def bind(self, value: ValueOf) -> dict[str, Any]:
-        """The values a step that is not a loop gives its variables."""
-        return {}
-
-    def problems(self, samples: Mapping[str, Sample]) -> list[tuple[str, str]]:
-        """Problems found from the samples of the expressions, as ``(field or "", message)``."""
-        return []
-
-    def loop_values(self, value: ValueOf, path: str) -> tuple[Sequence[Any], Any]:
-        """A loop's values (SI magnitudes or bools, possibly lazy) and their SI unit; raises ExpressionError."""
-        raise TypeError(f"{self.kind} is not a loop")
-
-    def order(self, size: int) -> Sequence[int]:
-        """The order in which a loop of ``size`` values runs them."""
-        if not self.shuffled:
-            return range(size)
-        order = list(range(size))
-        random.Random(self.shuffle_seed).shuffle(order)
-        return order
-
-    def describe(self) -> str:
-        """One line for people: ``linspace d: 7 values from -2 MHz to 2 MHz``."""
-        return self.kind
-
-
-class _Shot(StepKind):
-    kind = "shot"
-    yields_shot = True
-
-
-SHOT = _Shot()
 
 
 class Declare(FrozenModel, StepKind):
@@ -161,39 +85,6 @@ class Declare(FrozenModel, StepKind):
         return f"declare {self.variable} = {self.value}"
 
 
-class LoopKind(StepKind):
-    """A loop over the values of one variable; its expressions must share one dimension."""
-
-    # subclasses define the fields ``variable``, ``steps``, ``shuffle`` and ``seed``
-
-    @property
-    def variables(self) -> tuple[str, ...]:  # noqa: D102
-        return (self.variable,)
-
-    @property
-    def body(self) -> Sequence[Step]:  # noqa: D102
-        return self.steps
-
-    @property
-    def shuffled(self) -> bool:  # noqa: D102
-        return self.shuffle
-
-    @property
-    def shuffle_seed(self) -> int | None:  # noqa: D102
-        return self.seed
-
-    def problems(self, samples: Mapping[str, Sample]) -> list[tuple[str, str]]:  # noqa: D102
-        known = [(n, s.value) for n, s in samples.items() if _is_quantity(s.value)]
-        for name, value in known[1:]:
-            if value.dimensionality != known[0][1].dimensionality:
-                first = f"{known[0][0]} ({show_value(known[0][1])})"
-                return [("", f"{first} and {name} ({show_value(value)}) have different dimensions")]
-        return []
-
-    def _suffix(self) -> str:
-        return ", shuffled" if self.shuffle else ""
-
-
 class Linspace(FrozenModel, LoopKind):
     """``num`` evenly spaced values from ``start`` to ``stop`` (included), like numpy.linspace."""
 
@@ -211,10 +102,10 @@ class Linspace(FrozenModel, LoopKind):
 
     def loop_values(self, value: ValueOf, path: str) -> tuple[Sequence[Any], Any]:  # noqa: D102
         start, stop = value("start"), value("stop")
-        (a, unit), (b, _) = _base(start), _base(_same_dimension(stop, start, f"{path}.stop", self.stop))
+        (a, unit), (b, _) = si_base(start), si_base(same_dimension(stop, start, f"{path}.stop", self.stop))
         if self.num == 1:
             return [a], unit
-        return _Linear(a, (b - a) / (self.num - 1), self.num, last=b), unit
+        return Linear(a, (b - a) / (self.num - 1), self.num, last=b), unit
 
     def describe(self) -> str:  # noqa: D102
         return f"linspace {self.variable}: {self.num} values from {self.start} to {self.stop}{self._suffix()}"
@@ -243,7 +134,7 @@ class Arange(FrozenModel, LoopKind):
         step_si = step.value.to_base_units().magnitude
         if step_si == 0:
             return found if step.varying else [*found, ("step", "step must not be zero")]
-        if any(s.varying or not _is_quantity(s.value) for s in (start, stop)):
+        if any(s.varying or not is_quantity(s.value) for s in (start, stop)):
             return found
         try:
             count = math.ceil((stop.value - start.value).to_base_units().magnitude / step_si)
@@ -256,12 +147,12 @@ class Arange(FrozenModel, LoopKind):
 
     def loop_values(self, value: ValueOf, path: str) -> tuple[Sequence[Any], Any]:  # noqa: D102
         start = value("start")
-        stop = _same_dimension(value("stop"), start, f"{path}.stop", self.stop)
-        step = _same_dimension(value("step"), start, f"{path}.step", self.step)
-        (a, unit), (b, _), (d, _) = _base(start), _base(stop), _base(step)
+        stop = same_dimension(value("stop"), start, f"{path}.stop", self.stop)
+        step = same_dimension(value("step"), start, f"{path}.step", self.step)
+        (a, unit), (b, _), (d, _) = si_base(start), si_base(stop), si_base(step)
         if d == 0:
             raise ExpressionError(self.step, "step must not be zero", f"{path}.step")
-        return _Linear(a, d, max(0, math.ceil((b - a) / d))), unit
+        return Linear(a, d, max(0, math.ceil((b - a) / d))), unit
 
     def describe(self) -> str:  # noqa: D102
         return f"arange {self.variable}: from {self.start} to {self.stop} by {self.step}{self._suffix()}"
@@ -282,7 +173,7 @@ class Values(FrozenModel, LoopKind):
 
     def loop_values(self, value: ValueOf, path: str) -> tuple[Sequence[Any], Any]:  # noqa: D102
         values = [value(f"values[{j}]") for j in range(len(self.values))]
-        unit = None if isinstance(values[0], bool) else _base(values[0])[1]
+        unit = None if isinstance(values[0], bool) else si_base(values[0])[1]
         return [si_magnitude(v) for v in values], unit
 
     def describe(self) -> str:  # noqa: D102
@@ -306,43 +197,6 @@ class Repeat(FrozenModel, StepKind):
 
     def describe(self) -> str:  # noqa: D102
         return f"repeat {self.count} times"
-
-
-def _is_quantity(value: Any) -> bool:
-    return value is not None and not isinstance(value, bool)
-
-
-def _base(value: Any) -> tuple[float, Any]:
-    """(SI magnitude, SI unit) of a Quantity."""
-    base = value.to_base_units()
-    return float(base.magnitude), base.units
-
-
-def _same_dimension(value: Any, reference: Any, path: str, text: str) -> Any:
-    if isinstance(value, bool) or isinstance(reference, bool) or value.dimensionality != reference.dimensionality:
-        raise ExpressionError(text, f"expected the dimension of the start value ({reference:~}), got {value}", path)
-    return value
-
-
-class _Linear(Sequence[float]):
-    """``start + i * step`` for ``i < num`` (like numpy.linspace/arange), without a list."""
-
-    def __init__(self, start: float, step: float, num: int, last: float | None = None) -> None:
-        self.start, self.step, self.num, self.last = start, step, num, last
-
-    def __len__(self) -> int:
-        return self.num
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self.num))]
-        if i < 0:
-            i += self.num
-        if not 0 <= i < self.num:
-            raise IndexError(i)
-        if self.last is not None and i == self.num - 1:
-            return self.last
-        return self.start + i * self.step
 
 
 # --- the one-key wrappers of the YAML/JSON form (``{linspace: {...}}``) and the Step union ---------
