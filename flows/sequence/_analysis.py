@@ -149,7 +149,7 @@ class _Visitor:
             return None
         try:
             return len(node.loop_values(lambda field: samples[field].value, path)[0])
-        except ExpressionError:
+        except Exception:  # noqa: BLE001 - e.g. a boolean bound the checks let through: the size is unknown
             return None
 
     def add_axis(self, node: StepKind, path: str, depth: int, size: int | None, first: Any, parent: int | None) -> int:

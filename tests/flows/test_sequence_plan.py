@@ -218,3 +218,11 @@ def test_the_plan_is_frozen() -> None:
         plan.shot_count = 1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.axes[0].size = 1  # type: ignore[misc]
+
+
+def test_a_bound_the_checks_let_through_leaves_the_size_unknown() -> None:
+    """A boolean linspace bound passes validation (as before the plan); the plan must not fail on it."""
+    spec = load_spec(
+        "name: b\niteration:\n  - {linspace: {variable: x, start: true, stop: false, num: 2, steps: [shot]}}"
+    )
+    assert count_shots(spec) is None and plan_sequence(spec).axes[0].size is None
