@@ -17,6 +17,7 @@ from flows._errors import ExpressionError
 from ._expressions import calibrated_quantities, compile_expression
 from ._plan import SequencePlan, plan_sequence
 from ._spec import SequenceSpec
+from ._step_kind import ValueOf
 from ._steps import Step, step_kind
 from ._units import Quantity, si_magnitude
 
@@ -92,7 +93,8 @@ class _Walk:
         self.parameters: dict[str, float | bool] = {}
         self.index = 0
 
-    def value_of(self, node_path: str, expressions: Mapping[str, str]) -> Any:
+    def value_of(self, node_path: str, expressions: Mapping[str, str]) -> ValueOf:
+        """Evaluate a step's expressions on demand, in the shot's namespace, errors naming the field."""
         return lambda field: _evaluate(expressions[field], f"{node_path}.{field}", self.namespace, self.calibrated)
 
     def steps(self, steps: Sequence[Step], path: str) -> Iterator[Shot]:

@@ -124,47 +124,7 @@ class Storage(FrozenModel):
     root: str = Field("results", min_length=1)
 
 
-# --- the sequence ----------------------------------------------------------------------------
-
-
-class SequenceSpec(FrozenModel):
-    """A sequence: global parameters, iteration, shot timeline, devices, execution, storage.
-
-    Validation parses every expression and checks names, units and loops; a
-    failure raises :class:`pydantic.ValidationError` (use :func:`flows.load_spec`
-    to get one :class:`~flows.SpecError` naming each field path).
-    """
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)
-    description: str = ""
-    parameters: dict[Identifier, Expr] = Field(default_factory=dict)
-    iteration: list[Step]
-    timeline: Timeline = Field(default_factory=Timeline)
-    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
-    execution: Execution = Field(default_factory=Execution)
-    storage: Storage = Field(default_factory=Storage)
-
-    _plans: _PlanCache = PrivateAttr(default_factory=lambda: _PlanCache())
-
-    @model_validator(mode="after")
-    def _check_semantics(self) -> SequenceSpec:
-        problems = self.plan().problems
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
-
-    def plan(self, calibrated: Mapping[str, Any] | None = None) -> SequencePlan:
-        """The spec analysed once per calibration values: see :func:`flows.sequence.plan_sequence`."""
-        from ._analysis import build_plan  # the analysis walks these models
-
-        cache = self._plans
-        if cache.plans and cache.plans[0].spec is not self:  # a model_copy shares its original's private attributes
-            cache = self._plans = _PlanCache()
-        base = cache.find(None) or cache.add(build_plan(self, None))
-        if calibrated is None or not base.calibrated_references:
-            return base  # no calibration value can change the plan
-        used = {name: calibrated[name] for name in sorted(base.calibrated_references) if name in calibrated}
-        return cache.find(used) or cache.add(build_plan(self, used))
+# --- the sequence and its plans --------------------------------------------------------------
 
 
 class _PlanCache:
@@ -207,3 +167,43 @@ def _same_values(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bo
         return all(type(a[k]) is type(b[k]) and bool(a[k] == b[k]) for k in a)
     except Exception:  # noqa: BLE001 - a value that cannot be compared is a different value
         return False
+
+
+class SequenceSpec(FrozenModel):
+    """A sequence: global parameters, iteration, shot timeline, devices, execution, storage.
+
+    Validation parses every expression and checks names, units and loops; a
+    failure raises :class:`pydantic.ValidationError` (use :func:`flows.load_spec`
+    to get one :class:`~flows.SpecError` naming each field path).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)
+    description: str = ""
+    parameters: dict[Identifier, Expr] = Field(default_factory=dict)
+    iteration: list[Step]
+    timeline: Timeline = Field(default_factory=Timeline)
+    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+    execution: Execution = Field(default_factory=Execution)
+    storage: Storage = Field(default_factory=Storage)
+
+    _plans: _PlanCache = PrivateAttr(default_factory=_PlanCache)
+
+    @model_validator(mode="after")
+    def _check_semantics(self) -> SequenceSpec:
+        problems = self.plan().problems
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def plan(self, calibrated: Mapping[str, Any] | None = None) -> SequencePlan:
+        """The spec analysed once per calibration values: see :func:`flows.sequence.plan_sequence`."""
+        from ._analysis import build_plan  # the analysis walks these models
+
+        cache = self._plans
+        if cache.plans and cache.plans[0].spec is not self:  # a model_copy shares its original's private attributes
+            cache = self._plans = _PlanCache()
+        base = cache.find(None) or cache.add(build_plan(self, None))
+        if calibrated is None or not base.calibrated_references:
+            return base  # no calibration value can change the plan
+        used = {name: calibrated[name] for name in sorted(base.calibrated_references) if name in calibrated}
+        return cache.find(used) or cache.add(build_plan(self, used))
