@@ -1,55 +1,52 @@
 """The sequence language: the spec, its expressions with units, the loops and the shots they make.
 
+A spec is analysed once into a frozen :class:`SequencePlan` (:func:`plan_sequence`)
+that validation, counting, units, the shot iteration, the ``plan`` text and the
+:class:`SequenceRuntime` read. New loop kinds go in ``_steps.py`` (see its docstring).
+
 Imports neither Prefect nor zarr: the CLI's light commands and the compile workers load only this.
 """
 
 from ._context import SequenceRuntime
 from ._expressions import CompiledExpression, compile_expression
-from ._iteration import count_shots, evaluate_globals, iter_shots, parameter_units
+from ._iteration import calibrated_references, count_shots, evaluate_globals, iter_shots, parameter_units
 from ._load import load_spec
+from ._plan import Axis, SequencePlan, plan_sequence
 from ._plan_text import format_value, plan_lines
-from ._spec import (
-    AnalogLaneSpec,
-    Arange,
-    CameraLaneSpec,
-    Declare,
-    DigitalLaneSpec,
-    Execution,
-    Linspace,
-    Repeat,
-    Retry,
-    SequenceSpec,
-    Storage,
-    Timeline,
-    TimelineStep,
-    Values,
-)
-from ._validate import calibrated_references
+from ._spec import Execution, Retry, SequenceSpec, Storage
+from ._steps import Arange, Declare, Linspace, Repeat, Values
+from ._timeline import AnalogLaneSpec, CameraLaneSpec, DigitalLaneSpec, Timeline, TimelineStep
 
 __all__ = [
+    # the spec
     "AnalogLaneSpec",
     "Arange",
     "CameraLaneSpec",
-    "CompiledExpression",
     "Declare",
     "DigitalLaneSpec",
     "Execution",
     "Linspace",
     "Repeat",
     "Retry",
-    "SequenceRuntime",
     "SequenceSpec",
     "Storage",
     "Timeline",
     "TimelineStep",
     "Values",
+    "load_spec",
+    # its plan and the readers of the plan
+    "Axis",
+    "SequencePlan",
     "calibrated_references",
-    "compile_expression",
     "count_shots",
     "evaluate_globals",
-    "format_value",
     "iter_shots",
-    "load_spec",
     "parameter_units",
     "plan_lines",
+    "plan_sequence",
+    # expressions and evaluation
+    "CompiledExpression",
+    "SequenceRuntime",
+    "compile_expression",
+    "format_value",
 ]

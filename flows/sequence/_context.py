@@ -12,9 +12,12 @@ import pint
 from devices import AnalogLane, CameraLane, DigitalLane, Lane, Ramp, Shot, ShotTimeline
 from flows._errors import ExpressionError
 
-from ._expressions import Quantity, compile_expression, si_magnitude, ureg
-from ._iteration import calibrated_quantities, evaluate_globals, parameter_units
-from ._spec import AnalogLaneSpec, CameraLaneSpec, DigitalLaneSpec, RampValue, SequenceSpec
+from ._expressions import calibrated_quantities, compile_expression
+from ._iteration import plan_globals
+from ._plan import SequencePlan, plan_sequence
+from ._spec import SequenceSpec
+from ._timeline import AnalogLaneSpec, CameraLaneSpec, DigitalLaneSpec, RampValue
+from ._units import Quantity, si_magnitude, ureg
 
 __all__ = ["SequenceRuntime"]
 
@@ -57,12 +60,14 @@ class _ShotNamespace(Mapping[str, Any]):
 class SequenceRuntime:
     """Evaluates a validated spec's expressions for shots; implements ``devices.SequenceContext``.
 
-    Picklable: only the spec and the calibration values are pickled; parsed
-    expressions, globals and units are rebuilt lazily in the receiving process.
+    Reads the spec's :class:`~flows.sequence.SequencePlan` (made once, see
+    :func:`~flows.sequence.plan_sequence`). Picklable: the plan (with its spec)
+    and the calibration values are pickled, so a compile worker analyses
+    nothing; parsed expressions and evaluated constants are rebuilt lazily there.
     """
 
     def __init__(self, spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) -> None:
-        self.spec = spec
+        self.plan: SequencePlan = plan_sequence(spec, calibrated)
         self.calibrated = dict(calibrated or {})
         self._reset()
 
@@ -75,12 +80,17 @@ class SequenceRuntime:
         self._constant_si: dict[tuple[str, str | None], Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec, "calibrated": self.calibrated}
+        return {"plan": self.plan, "calibrated": self.calibrated}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.spec = state["spec"]
+        self.plan = state["plan"]
         self.calibrated = state["calibrated"]
         self._reset()
+
+    @property
+    def spec(self) -> SequenceSpec:
+        """The spec."""
+        return self.plan.spec
 
     @property
     def name(self) -> str:
@@ -101,7 +111,7 @@ class SequenceRuntime:
     @property
     def _global_quantities(self) -> dict[str, Any]:
         if self._globals is None:
-            self._globals = evaluate_globals(self.spec, self._calibrated)
+            self._globals = plan_globals(self.plan, self._calibrated)
         return self._globals
 
     @property
@@ -117,8 +127,8 @@ class SequenceRuntime:
     @property
     def _pint_units(self) -> dict[str, Any]:
         if self._units is None:
-            units = parameter_units(self.spec, self._calibrated)
-            self._units = {n: (ureg.parse_units(u) if u else None) for n, u in units.items()}
+            units = self.plan.parameter_units()
+            self._units = {n: (_parse_unit(u) if u else None) for n, u in units.items()}
         return self._units
 
     def _namespace(self, shot: Shot | None) -> Mapping[str, Any]:

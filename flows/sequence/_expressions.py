@@ -29,23 +29,11 @@ import pint
 from flows._errors import ExpressionError
 
 from ._math import CONSTANTS, FUNCTIONS, dimensionless, tidy
+from ._units import Quantity, is_unit, unit_named
 
-__all__ = [
-    "CALIBRATED",
-    "CompiledExpression",
-    "MAX_EXPRESSION_LENGTH",
-    "Quantity",
-    "compile_expression",
-    "is_unit",
-    "si_magnitude",
-    "si_unit",
-    "ureg",
-]
+__all__ = ["CALIBRATED", "MAX_EXPRESSION_LENGTH", "CompiledExpression", "calibrated_quantities", "compile_expression"]
 
 logger = logging.getLogger(__name__)
-
-ureg: pint.UnitRegistry = pint.get_application_registry()
-Quantity = ureg.Quantity
 
 MAX_EXPRESSION_LENGTH = 10_000
 MAX_AST_DEPTH = 64
@@ -71,53 +59,6 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Value, Value], bool]] = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-
-
-@lru_cache(maxsize=4096)
-def _unit(name: str) -> pint.Unit | None:
-    """The pint unit called ``name`` (prefixes allowed), or ``None``."""
-    if name.startswith("_") or name in CONSTANTS:
-        return None
-    try:
-        return ureg.parse_units(name)
-    except Exception:  # noqa: BLE001 - pint raises several unrelated error types for bad names
-        return None
-
-
-def is_unit(name: str) -> bool:
-    """Whether ``name`` is a unit pint knows (``"MHz"``, ``"ms"``, ``"percent"``)."""
-    return _unit(name) is not None
-
-
-_PREFERRED_UNITS = ("Hz", "s", "m", "kg", "A", "K", "V", "W", "T", "N", "J", "Ohm", "F", "mol", "cd", "rad")
-
-
-@lru_cache(maxsize=256)
-def _si_unit_for(dimensionality: str) -> str:
-    for name in _PREFERRED_UNITS:
-        unit = ureg.parse_units(name)
-        if str(unit.dimensionality) == dimensionality:
-            return name
-    return ""
-
-
-def si_unit(value: Value) -> str:
-    """The SI unit string of ``value``: ``"Hz"``, ``"s"``, ``"m / s"``, ``""`` if dimensionless."""
-    if not isinstance(value, pint.Quantity) or value.dimensionless:
-        return ""
-    preferred = _si_unit_for(str(value.dimensionality))
-    if preferred:
-        return preferred
-    return f"{value.to_base_units().units:~}"
-
-
-def si_magnitude(value: Value) -> float | bool:
-    """The magnitude of ``value`` in SI base units (a float), or the bool itself."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, pint.Quantity):
-        return float(value.to_base_units().magnitude)  # percent -> 0.01, MHz -> 1e6
-    return float(value)
 
 
 def _rewrite(text: str) -> str:
@@ -378,7 +319,7 @@ class _Evaluator:
             return self.namespace[name]
         if name in CONSTANTS:
             return CONSTANTS[name]
-        unit = _unit(name)
+        unit = unit_named(name)
         if unit is None:
             raise ExpressionError(self.text, f"unknown variable or unit {name!r}")
         return Quantity(1.0, unit)
@@ -428,3 +369,17 @@ def compile_expression(text: object) -> CompiledExpression:
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(text, f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
     return _compile_cached(text)
+
+
+def calibrated_quantities(calibrated: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Calibration values for ``calibrated.NAME``: Quantities, bools, numbers (dimensionless) or expression texts."""
+    if calibrated is None:
+        return None
+    result: dict[str, Any] = {}
+    for name, value in calibrated.items():
+        if isinstance(value, str):
+            value = compile_expression(value).evaluate()
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        result[name] = value
+    return result

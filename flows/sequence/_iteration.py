@@ -1,41 +1,37 @@
-"""Walking a spec's iteration: shots lazily, their count without materialising them."""
+"""The shots of a spec, lazily, and the readers of its plan (count, units, globals).
+
+The shots are made by walking the steps through the :class:`~._steps.StepKind`
+interface; everything known without running (count, units, globals) comes
+from the spec's :class:`~._plan.SequencePlan`.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-import random
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-
-import pint
 
 from devices import Shot
 from flows._errors import ExpressionError
 
-from ._expressions import Quantity, compile_expression, si_magnitude, si_unit
-from ._spec import ArangeStep, DeclareStep, LinspaceStep, RepeatStep, SequenceSpec, Step, ValuesStep
-from ._validate import analyse
+from ._expressions import calibrated_quantities, compile_expression
+from ._plan import SequencePlan, plan_sequence
+from ._spec import SequenceSpec
+from ._step_kind import ValueOf
+from ._steps import Step, step_kind
+from ._units import Quantity, si_magnitude
 
-__all__ = ["calibrated_quantities", "count_shots", "evaluate_globals", "iter_shots", "parameter_units"]
+__all__ = [
+    "calibrated_references",
+    "count_shots",
+    "evaluate_globals",
+    "iter_plan_shots",
+    "iter_shots",
+    "parameter_units",
+    "plan_globals",
+]
 
 logger = logging.getLogger(__name__)
-
-_UNKNOWN = object()  # count_shots: a value that varies from shot to shot
-
-
-def calibrated_quantities(calibrated: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Calibration values for ``calibrated.NAME``: Quantities, bools, numbers (dimensionless) or expression texts."""
-    if calibrated is None:
-        return None
-    result: dict[str, Any] = {}
-    for name, value in calibrated.items():
-        if isinstance(value, str):
-            value = compile_expression(value).evaluate()
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = float(value)
-        result[name] = value
-    return result
 
 
 def _evaluate(text: str, path: str, namespace: Mapping[str, Any], calibrated: Mapping[str, Any] | None) -> Any:
@@ -45,79 +41,22 @@ def _evaluate(text: str, path: str, namespace: Mapping[str, Any], calibrated: Ma
         raise exc.at(path) from exc
 
 
-def evaluate_globals(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The global parameters as pint Quantities (or bools), in definition order."""
+def plan_globals(plan: SequencePlan, calibrated: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The plan's globals as Quantities (or bools); evaluated again only to raise the error of one that fails."""
+    if len(plan.global_values) == len(plan.globals):
+        return dict(plan.global_values)
     namespace: dict[str, Any] = {}
-    for name, text in spec.parameters.items():
+    for name, text in plan.spec.parameters.items():
         namespace[name] = _evaluate(text, f"parameters.{name}", namespace, calibrated)
     return namespace
 
 
-def _base(value: Any) -> tuple[float, Any]:
-    """(SI magnitude, SI unit) of a Quantity."""
-    base = value.to_base_units()
-    return float(base.magnitude), base.units
+def evaluate_globals(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The global parameters as pint Quantities (or bools), in definition order.
 
-
-def _loop_values(step: Step, path: str, namespace: Mapping[str, Any], calibrated: Any) -> tuple[Sequence[Any], Any]:
-    """The values of a loop as a lazy sequence of SI magnitudes (or bools) and their SI unit."""
-    match step:
-        case LinspaceStep(linspace=loop):
-            start = _evaluate(loop.start, f"{path}.linspace.start", namespace, calibrated)
-            stop = _evaluate(loop.stop, f"{path}.linspace.stop", namespace, calibrated)
-            (a, unit), (b, _) = _base(start), _base(_same_dimension(stop, start, f"{path}.linspace.stop", loop.stop))
-            if loop.num == 1:
-                return [a], unit
-            delta = (b - a) / (loop.num - 1)
-            return _Linear(a, delta, loop.num, last=b), unit
-        case ArangeStep(arange=loop):
-            p = f"{path}.arange"
-            start = _evaluate(loop.start, f"{p}.start", namespace, calibrated)
-            stop = _same_dimension(
-                _evaluate(loop.stop, f"{p}.stop", namespace, calibrated), start, f"{p}.stop", loop.stop
-            )
-            step_q = _same_dimension(
-                _evaluate(loop.step, f"{p}.step", namespace, calibrated), start, f"{p}.step", loop.step
-            )
-            (a, unit), (b, _), (d, _) = _base(start), _base(stop), _base(step_q)
-            if d == 0:
-                raise ExpressionError(loop.step, "step must not be zero", f"{p}.step")
-            return _Linear(a, d, max(0, math.ceil((b - a) / d))), unit
-        case ValuesStep(values=loop):
-            values = [
-                _evaluate(text, f"{path}.values.values[{i}]", namespace, calibrated)
-                for i, text in enumerate(loop.values)
-            ]
-            unit = None if isinstance(values[0], bool) else _base(values[0])[1]
-            return [si_magnitude(v) for v in values], unit
-    raise TypeError(f"not a loop: {step!r}")  # pragma: no cover
-
-
-def _same_dimension(value: Any, reference: Any, path: str, text: str) -> Any:
-    if isinstance(value, bool) or isinstance(reference, bool) or value.dimensionality != reference.dimensionality:
-        raise ExpressionError(text, f"expected the dimension of the start value ({reference:~}), got {value}", path)
-    return value
-
-
-class _Linear(Sequence[float]):
-    """``start + i * step`` for ``i < num`` (like numpy.linspace/arange), without a list."""
-
-    def __init__(self, start: float, step: float, num: int, last: float | None = None) -> None:
-        self.start, self.step, self.num, self.last = start, step, num, last
-
-    def __len__(self) -> int:
-        return self.num
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self.num))]
-        if i < 0:
-            i += self.num
-        if not 0 <= i < self.num:
-            raise IndexError(i)
-        if self.last is not None and i == self.num - 1:
-            return self.last
-        return self.start + i * self.step
+    Raises :class:`ExpressionError` naming the parameter that cannot be evaluated.
+    """
+    return plan_globals(plan_sequence(spec, calibrated), calibrated_quantities(calibrated))
 
 
 class _LazyNamespace(dict[str, Any]):
@@ -148,38 +87,41 @@ class _LazyNamespace(dict[str, Any]):
 
 
 class _Walk:
-    def __init__(self, spec: SequenceSpec, calibrated: Mapping[str, Any] | None) -> None:
+    def __init__(self, plan: SequencePlan, calibrated: Mapping[str, Any] | None) -> None:
         self.calibrated = calibrated
-        self.namespace = _LazyNamespace(evaluate_globals(spec, calibrated))
+        self.namespace = _LazyNamespace(plan_globals(plan, calibrated))
         self.parameters: dict[str, float | bool] = {}
         self.index = 0
 
+    def value_of(self, node_path: str, expressions: Mapping[str, str]) -> ValueOf:
+        """Evaluate a step's expressions on demand, in the shot's namespace, errors naming the field."""
+        return lambda field: _evaluate(expressions[field], f"{node_path}.{field}", self.namespace, self.calibrated)
+
     def steps(self, steps: Sequence[Step], path: str) -> Iterator[Shot]:
         for i, step in enumerate(steps):
-            here = f"{path}[{i}]"
-            match step:
-                case "shot":
-                    yield Shot(self.index, dict(self.parameters))
-                    self.index += 1
-                case DeclareStep(declare=d):
-                    value = _evaluate(d.value, f"{here}.declare.value", self.namespace, self.calibrated)
-                    self.namespace[d.variable] = value
-                    self.parameters[d.variable] = si_magnitude(value)
-                case RepeatStep(repeat=r):
-                    for _ in range(r.count):
-                        yield from self.steps(r.steps, f"{here}.repeat.steps")
-                case LinspaceStep(linspace=loop) | ArangeStep(arange=loop) | ValuesStep(values=loop):
-                    values, unit = _loop_values(step, here, self.namespace, self.calibrated)
-                    order: Sequence[int] = range(len(values))
-                    if loop.shuffle:
-                        order = list(order)
-                        random.Random(loop.seed).shuffle(order)
-                    (key,) = type(step).model_fields
-                    for j in order:
-                        value = values[j]
-                        self.namespace.set_raw(loop.variable, value, unit)
-                        self.parameters[loop.variable] = value
-                        yield from self.steps(loop.steps, f"{here}.{key}.steps")
+            node = step_kind(step)
+            here = f"{path}[{i}].{node.kind}"
+            if node.yields_shot:
+                yield Shot(self.index, dict(self.parameters))
+                self.index += 1
+                continue
+            value = self.value_of(here, dict(node.expressions()))
+            if node.body is None:
+                for name, bound in node.bind(value).items():
+                    self.namespace[name] = bound
+                    self.parameters[name] = si_magnitude(bound)
+                continue
+            values, unit = node.loop_values(value, here)
+            for j in node.order(len(values)):
+                for name in node.variables:
+                    self.namespace.set_raw(name, values[j], unit)
+                    self.parameters[name] = values[j]
+                yield from self.steps(node.body, f"{here}.steps")
+
+
+def iter_plan_shots(plan: SequencePlan, calibrated: Mapping[str, Any] | None = None) -> Iterator[Shot]:
+    """The shots of ``plan``'s spec (see :func:`iter_shots`); ``calibrated`` as Quantities or texts."""
+    return _Walk(plan, calibrated_quantities(calibrated)).steps(plan.spec.iteration, "iteration")
 
 
 def iter_shots(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) -> Iterator[Shot]:
@@ -187,67 +129,9 @@ def iter_shots(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) 
 
     Only iteration variables (declares and loop variables) are in a shot's
     parameters, not globals. Raises :class:`ExpressionError` naming the field
-    path when an expression fails for a particular shot.
+    path when an expression fails for a particular shot (or a global, at once).
     """
-    return _Walk(spec, calibrated_quantities(calibrated)).steps(spec.iteration, "iteration")
-
-
-def _assigned(steps: Sequence[Step]) -> set[str]:
-    names: set[str] = set()
-    for step in steps:
-        match step:
-            case DeclareStep(declare=d):
-                names.add(d.variable)
-            case LinspaceStep(linspace=loop) | ArangeStep(arange=loop) | ValuesStep(values=loop):
-                names.add(loop.variable)
-                names |= _assigned(loop.steps)
-            case RepeatStep(repeat=r):
-                names |= _assigned(r.steps)
-    return names
-
-
-def _known(text: str, env: Mapping[str, Any], calibrated: Any) -> Any:
-    compiled = compile_expression(text)
-    if any(env.get(n) is _UNKNOWN for n in compiled.names) or (compiled.calibrated and calibrated is None):
-        return _UNKNOWN
-    try:
-        return compiled.evaluate(env, calibrated)
-    except ExpressionError:
-        return _UNKNOWN
-
-
-def _count(steps: Sequence[Step], env: dict[str, Any], calibrated: Any) -> int | None:
-    total = 0
-    for step in steps:
-        match step:
-            case "shot":
-                total += 1
-            case DeclareStep(declare=d):
-                env[d.variable] = _known(d.value, env, calibrated)
-            case RepeatStep(repeat=r):
-                for name in _assigned(r.steps):
-                    env[name] = _UNKNOWN
-                inner = _count(r.steps, env, calibrated)
-                if inner is None:
-                    return None
-                total += r.count * inner
-            case LinspaceStep(linspace=loop) | ArangeStep(arange=loop) | ValuesStep(values=loop):
-                bounds = {k: getattr(loop, k) for k in ("start", "stop", "step") if hasattr(loop, k)}
-                values = getattr(loop, "values", None) if isinstance(step, ValuesStep) else None
-                texts = list(bounds.values()) + list(values or [])
-                if any(_known(t, env, calibrated) is _UNKNOWN for t in texts):
-                    return None
-                try:
-                    n = len(_loop_values(step, "iteration", env, calibrated)[0])
-                except ExpressionError:
-                    return None
-                for name in _assigned(loop.steps) | {loop.variable}:
-                    env[name] = _UNKNOWN
-                inner = _count(loop.steps, env, calibrated)
-                if inner is None:
-                    return None
-                total += n * inner
-    return total
+    return iter_plan_shots(plan_sequence(spec, calibrated), calibrated)
 
 
 def count_shots(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) -> int | None:
@@ -255,12 +139,7 @@ def count_shots(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None)
 
     Computed from the loop bounds without walking the shots (instant for 10^9 shots).
     """
-    calibrated = calibrated_quantities(calibrated)
-    try:
-        env: dict[str, Any] = evaluate_globals(spec, calibrated)
-    except ExpressionError:
-        return None
-    return _count(spec.iteration, env, calibrated)
+    return plan_sequence(spec, calibrated).shot_count
 
 
 def parameter_units(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -269,5 +148,9 @@ def parameter_units(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = N
     Variables whose unit cannot be known before running (they depend on
     calibration values not given) map to ``""``.
     """
-    samples = analyse(spec, calibrated_quantities(calibrated)).samples
-    return {name: si_unit(sample) if isinstance(sample, pint.Quantity) else "" for name, sample in samples.items()}
+    return plan_sequence(spec, calibrated).parameter_units()
+
+
+def calibrated_references(spec: SequenceSpec) -> set[str]:
+    """The names ``NAME`` of every ``calibrated.NAME`` that an expression of ``spec`` uses."""
+    return set(plan_sequence(spec).calibrated_references)

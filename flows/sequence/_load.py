@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from flows._errors import SpecError
 
-from ._spec import MAX_NESTING, TAG_PREFIX, SequenceSpec
+from ._spec import SequenceSpec
+from ._steps import MAX_NESTING, TAG_PREFIX
 
 __all__ = ["format_validation_error", "load_spec", "parse_spec_text"]
 

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from ._expressions import Quantity
-from ._iteration import count_shots, iter_shots, parameter_units
+from ._iteration import iter_plan_shots
+from ._plan import plan_sequence
 from ._spec import SequenceSpec
+from ._units import Quantity
 
 __all__ = ["format_value", "plan_lines"]
 
@@ -37,18 +38,19 @@ def plan_lines(spec: SequenceSpec, as_json: bool = False) -> Iterator[str]:
     JSON booleans. Otherwise a header, a table row per shot with units and a
     total line. Raises :class:`ExpressionError` naming the field when a shot fails.
     """
+    plan = plan_sequence(spec)
     if as_json:
-        for shot in iter_shots(spec):
+        for shot in iter_plan_shots(plan):
             yield json.dumps({"index": shot.index, "parameters": dict(shot.parameters)})
         return
-    units = parameter_units(spec)
+    units = plan.parameter_units()
     names = list(units)
-    expected = count_shots(spec)
+    expected = plan.shot_count
     total = "unknown number of" if expected is None else f"{expected}"
     yield f"sequence {spec.name}: {total} shots"
     yield _row(["shot", *(f"{n} ({units[n]})" if units[n] else n for n in names)])
     count = 0
-    for shot in iter_shots(spec):
+    for shot in iter_plan_shots(plan):
         count += 1
         cells: list[Any] = [str(shot.index)]
         cells += [format_value(shot.parameters[n], units[n]) if n in shot.parameters else "-" for n in names]

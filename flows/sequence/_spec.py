@@ -1,304 +1,42 @@
 """The sequence description (:class:`SequenceSpec`): a pydantic v2 model.
 
-Field-level validators parse every expression; the model-level validator
-(:func:`flows._validate.check_spec`) then checks names, dimensions and loop
-shapes across the whole description, so a spec that validates can be planned
-and run without further surprises.
+Field-level validators parse every expression; the model-level validator then
+analyses the whole description once (:func:`flows.sequence.plan_sequence`:
+names, dimensions, loop shapes), so a spec that validates can be planned and
+run without further surprises. The steps are in :mod:`._steps`, the timeline
+in :mod:`._timeline`.
 """
 
 from __future__ import annotations
 
-import keyword
 import logging
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
     Field,
     GetJsonSchemaHandler,
     PlainSerializer,
     PlainValidator,
-    Tag,
+    PrivateAttr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic_core import CoreSchema
 
 import devices
 
-from ._expressions import CALIBRATED, compile_expression, ureg
-from ._math import CONSTANTS, FUNCTIONS
+from ._fields import Expr, FrozenModel, Identifier
+from ._steps import Step
+from ._timeline import Timeline
 
-__all__ = [
-    "Arange",
-    "ArangeStep",
-    "AnalogLaneSpec",
-    "CameraLaneSpec",
-    "Declare",
-    "DeclareStep",
-    "DigitalLaneSpec",
-    "Execution",
-    "Linspace",
-    "LinspaceStep",
-    "RampSpec",
-    "RampValue",
-    "Repeat",
-    "RepeatStep",
-    "Retry",
-    "SequenceSpec",
-    "Step",
-    "Storage",
-    "Timeline",
-    "TimelineStep",
-    "Values",
-    "ValuesStep",
-    "STEP_KINDS",
-    "TAG_PREFIX",
-]
+if TYPE_CHECKING:
+    from ._plan import SequencePlan
+
+__all__ = ["Execution", "Retry", "SequenceSpec", "Storage"]
 
 logger = logging.getLogger(__name__)
-
-MAX_NESTING = 32
-STEP_KINDS = ("declare", "linspace", "arange", "values", "repeat", "shot")
-TAG_PREFIX = "step:"
-"""Prefix of the union tags pydantic inserts into error locations (stripped when reporting)."""
-_RESERVED = frozenset({CALIBRATED, *FUNCTIONS, *CONSTANTS})
-
-
-def _coerce_expression(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return value
-
-
-def _parse_expression(text: str) -> str:
-    compile_expression(text)  # raises ExpressionError (a ValueError): pydantic adds the field path
-    return text
-
-
-Expr = Annotated[
-    str,
-    BeforeValidator(_coerce_expression),
-    AfterValidator(_parse_expression),
-    Field(description="An expression with units, e.g. '2 * detuning + 5 MHz'."),
-]
-
-
-def _check_variable(name: str) -> str:
-    if keyword.iskeyword(name) or name in _RESERVED:
-        raise ValueError(f"{name!r} is reserved and cannot be a variable name")
-    return name
-
-
-Identifier = Annotated[
-    str,
-    Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64, description="A variable name."),
-    AfterValidator(_check_variable),
-]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- iteration steps -------------------------------------------------------------------------
-
-
-class Declare(_Model):
-    """Set ``variable`` to ``value`` (an expression of the variables set so far)."""
-
-    variable: Identifier
-    value: Expr
-
-
-class Linspace(_Model):
-    """``num`` evenly spaced values from ``start`` to ``stop`` (included), like numpy.linspace."""
-
-    variable: Identifier
-    start: Expr
-    stop: Expr
-    num: int = Field(ge=1)
-    steps: list[Step] = Field(description="Steps run for every value of the loop variable.")
-    shuffle: bool = Field(False, description="Run the loop's values in a random order.")
-    seed: int | None = Field(None, description="Seed of the shuffle, for a reproducible order.")
-
-
-class Arange(_Model):
-    """Values from ``start`` by ``step`` up to ``stop`` (excluded), like numpy.arange."""
-
-    variable: Identifier
-    start: Expr
-    stop: Expr
-    step: Expr
-    steps: list[Step] = Field(description="Steps run for every value of the loop variable.")
-    shuffle: bool = Field(False, description="Run the loop's values in a random order.")
-    seed: int | None = Field(None, description="Seed of the shuffle, for a reproducible order.")
-
-
-class Values(_Model):
-    """An explicit list of values."""
-
-    variable: Identifier
-    values: list[Expr] = Field(min_length=1)
-    steps: list[Step] = Field(description="Steps run for every value of the loop variable.")
-    shuffle: bool = Field(False, description="Run the loop's values in a random order.")
-    seed: int | None = Field(None, description="Seed of the shuffle, for a reproducible order.")
-
-
-class Repeat(_Model):
-    """Run ``steps`` ``count`` times."""
-
-    count: int = Field(ge=1)
-    steps: list[Step]
-
-
-class DeclareStep(_Model):
-    declare: Declare
-
-
-class LinspaceStep(_Model):
-    linspace: Linspace
-
-
-class ArangeStep(_Model):
-    arange: Arange
-
-
-class ValuesStep(_Model):
-    values: Values
-
-
-class RepeatStep(_Model):
-    repeat: Repeat
-
-
-def _step_kind(value: Any) -> str | None:
-    if isinstance(value, str):
-        return TAG_PREFIX + value if value == "shot" else None
-    if isinstance(value, dict) and len(value) == 1:
-        (key,) = value
-        return TAG_PREFIX + key if key in STEP_KINDS and key != "shot" else None
-    if isinstance(value, BaseModel):
-        (key,) = type(value).model_fields
-        return TAG_PREFIX + key
-    return None
-
-
-def _check_step_kind(value: Any) -> Any:
-    if _step_kind(value) is None:
-        expected = ", ".join(STEP_KINDS)
-        if isinstance(value, dict) and len(value) != 1:
-            found = f"a mapping with keys {sorted(map(str, value))}" if value else "an empty mapping"
-            raise PydanticCustomError(
-                "step_kind",
-                "a step has exactly one key (its kind); found {found}; expected one of: {expected}",
-                {"found": found, "expected": expected},
-            )
-        found = repr(next(iter(value))) if isinstance(value, dict) else repr(value)
-        raise PydanticCustomError(
-            "step_kind",
-            "unknown step kind {found}; expected one of: {expected}",
-            {"found": found, "expected": expected},
-        )
-    return value
-
-
-Step = Annotated[
-    Annotated[DeclareStep, Tag(TAG_PREFIX + "declare")]
-    | Annotated[LinspaceStep, Tag(TAG_PREFIX + "linspace")]
-    | Annotated[ArangeStep, Tag(TAG_PREFIX + "arange")]
-    | Annotated[ValuesStep, Tag(TAG_PREFIX + "values")]
-    | Annotated[RepeatStep, Tag(TAG_PREFIX + "repeat")]
-    | Annotated[Literal["shot"], Tag(TAG_PREFIX + "shot")],
-    Discriminator(_step_kind),
-    BeforeValidator(_check_step_kind),
-]
-
-
-# --- timeline --------------------------------------------------------------------------------
-
-
-class TimelineStep(_Model):
-    """One step of the shot's timeline and its duration (an expression in time units)."""
-
-    name: str = Field(min_length=1)
-    duration: Expr
-
-
-class RampSpec(_Model):
-    start: Expr
-    stop: Expr
-
-
-class RampValue(_Model):
-    """A linear ramp from ``start`` to ``stop`` over one timeline step."""
-
-    ramp: RampSpec
-
-
-class DigitalLaneSpec(_Model):
-    """A digital output: one bool per timeline step."""
-
-    kind: Literal["digital"]
-    values: list[bool]
-
-
-class AnalogLaneSpec(_Model):
-    """An analog output: one expression or ramp per step; bare numbers are in ``unit``."""
-
-    kind: Literal["analog"]
-    unit: str | None = None
-    values: list[Expr | RampValue]
-
-    @field_validator("unit")
-    @classmethod
-    def _known_unit(cls, unit: str | None) -> str | None:
-        if unit is not None:
-            try:
-                ureg.parse_units(unit)
-            except Exception as exc:  # pint raises several error types for bad units
-                raise ValueError(f"unknown unit {unit!r}") from exc
-        return unit
-
-
-class CameraLaneSpec(_Model):
-    """A camera: the picture name taken during each step, or null."""
-
-    kind: Literal["camera"]
-    values: list[str | None]
-
-
-LaneSpec = Annotated[DigitalLaneSpec | AnalogLaneSpec | CameraLaneSpec, Field(discriminator="kind")]
-
-
-class Timeline(_Model):
-    """What happens during one shot: ordered steps and named lanes (one value per step)."""
-
-    steps: list[TimelineStep] = Field(default_factory=list)
-    lanes: dict[str, LaneSpec] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _lane_lengths(self) -> Timeline:
-        names = [s.name for s in self.steps]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate timeline step names: {', '.join(duplicates)}")
-        problems = [
-            f"timeline.lanes.{name}.values: {len(lane.values)} values for {len(self.steps)} timeline steps"
-            for name, lane in self.lanes.items()
-            if len(lane.values) != len(self.steps)
-        ]
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
 
 
 # --- devices ---------------------------------------------------------------------------------
@@ -357,14 +95,14 @@ DeviceConfig = Annotated[
 # --- execution and storage -------------------------------------------------------------------
 
 
-class Retry(_Model):
+class Retry(FrozenModel):
     """Shot retry policy: how often, and for which errors."""
 
     max_attempts: int = Field(3, ge=1)
     retry_on: list[Literal["timeout", "device"]] = Field(default_factory=lambda: ["timeout"])
 
 
-class Execution(_Model):
+class Execution(FrozenModel):
     """How shots are run: compile-ahead bound, timeout, retries, batching."""
 
     lookahead: int = Field(4, ge=1, description="Compile at most this many shots ahead.")
@@ -380,16 +118,58 @@ class Execution(_Model):
     )
 
 
-class Storage(_Model):
+class Storage(FrozenModel):
     """Where results go: ``<root>/<sequence name>/<timestamp>.zarr``."""
 
     root: str = Field("results", min_length=1)
 
 
-# --- the sequence ----------------------------------------------------------------------------
+# --- the sequence and its plans --------------------------------------------------------------
 
 
-class SequenceSpec(_Model):
+class _PlanCache:
+    """The plans of one spec instance, by the calibration values they used.
+
+    Invisible to the spec's equality (every cache equals every other) and
+    pickled with the spec, so a worker process receiving it does not analyse again.
+    """
+
+    _LIMIT = 8
+
+    def __init__(self) -> None:
+        self.plans: list[SequencePlan] = []
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _PlanCache)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def find(self, calibrated: Mapping[str, Any] | None) -> SequencePlan | None:
+        for plan in self.plans:
+            if _same_values(plan.calibrated, calibrated):
+                return plan
+        return None
+
+    def add(self, plan: SequencePlan) -> SequencePlan:
+        if len(self.plans) >= self._LIMIT:
+            del self.plans[1]  # keep the first, uncalibrated plan: validation made it
+        self.plans.append(plan)
+        return plan
+
+
+def _same_values(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    if a.keys() != b.keys():
+        return False
+    try:
+        return all(type(a[k]) is type(b[k]) and bool(a[k] == b[k]) for k in a)
+    except Exception:  # noqa: BLE001 - a value that cannot be compared is a different value
+        return False
+
+
+class SequenceSpec(FrozenModel):
     """A sequence: global parameters, iteration, shot timeline, devices, execution, storage.
 
     Validation parses every expression and checks names, units and loops; a
@@ -406,15 +186,24 @@ class SequenceSpec(_Model):
     execution: Execution = Field(default_factory=Execution)
     storage: Storage = Field(default_factory=Storage)
 
+    _plans: _PlanCache = PrivateAttr(default_factory=_PlanCache)
+
     @model_validator(mode="after")
     def _check_semantics(self) -> SequenceSpec:
-        from ._validate import check_spec  # the checker walks these models
-
-        problems = check_spec(self)
+        problems = self.plan().problems
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
+    def plan(self, calibrated: Mapping[str, Any] | None = None) -> SequencePlan:
+        """The spec analysed once per calibration values: see :func:`flows.sequence.plan_sequence`."""
+        from ._analysis import build_plan  # the analysis walks these models
 
-for _model in (Linspace, Arange, Values, Repeat, LinspaceStep, ArangeStep, ValuesStep, RepeatStep, SequenceSpec):
-    _model.model_rebuild()
+        cache = self._plans
+        if cache.plans and cache.plans[0].spec is not self:  # a model_copy shares its original's private attributes
+            cache = self._plans = _PlanCache()
+        base = cache.find(None) or cache.add(build_plan(self, None))
+        if calibrated is None or not base.calibrated_references:
+            return base  # no calibration value can change the plan
+        used = {name: calibrated[name] for name in sorted(base.calibrated_references) if name in calibrated}
+        return cache.find(used) or cache.add(build_plan(self, used))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from _lab import lab_spec
 
-from flows.sequence._validate import calibrated_references
+from flows.sequence import calibrated_references
 
 
 def test_references_come_from_expressions_only(tmp_path) -> None:  # type: ignore[no-untyped-def]

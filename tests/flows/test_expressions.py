@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from flows._errors import ExpressionError
 from flows.sequence import compile_expression
-from flows.sequence._expressions import Quantity, si_magnitude
+from flows.sequence._units import Quantity, si_magnitude
 
 
 def si(text: str, **namespace: object) -> float | bool:
