@@ -112,7 +112,10 @@ class ShotStoreWriter:
                 else:
                     if not writer._finished:
                         outcome = decide_outcome(None, store_failure=writer.failure)
-                        await writer.finish(outcome.state, outcome.error)
+                        try:
+                            await writer.finish(outcome.state, outcome.error)
+                        except StoreError as exc:  # raised as itself, not in the task group's group
+                            body_error = exc
         finally:
             lock.release()
         if body_error is not None:
