@@ -175,14 +175,16 @@ class ShotStoreWriter:
         Sets the root attribute ``state`` and appends ``{"state", "time"}`` (now, UTC) to
         ``history``. Returns at once, without I/O: the worker thread writes the attributes
         after the shots queued before, within one batch; :meth:`finish` records any state
-        still pending. If the writer has failed the state is kept for :meth:`finish`.
-        Raises ValueError for a final state (record it with :meth:`finish`), ``crashed`` or
-        an unknown name, StoreError if the store is finished.
+        still pending. If the writer has failed the state is kept for :meth:`finish`. Call it
+        from the writer's event loop (like :meth:`write`). Raises ValueError for a final state
+        (record it with :meth:`finish`), ``crashed`` or an unknown name, StoreError if the store
+        is finished.
         """
         value = recordable_state(state)
         if self._finished:
             raise StoreError(f"store {self.path} is finished; state {value!r} cannot be recorded")
         self._states.append(history_entry(value))
+        logger.debug("store %s: state %s", self.path, value)
         try:
             self._send.send_nowait(None)
         except anyio.WouldBlock:

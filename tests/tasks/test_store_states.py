@@ -310,3 +310,16 @@ async def test_shots_that_fail_during_finish_turn_finished_into_failed(tmp_path:
     recorded = store_state(path)
     assert recorded["state"] == "failed"
     assert recorded["error"]["message"].startswith("results store writer failed: ")
+
+
+async def test_finish_records_the_state_before_raising_that_it_could_not_consolidate(tmp_path: Path) -> None:
+    path = tmp_path / "scan.zarr"
+    async with _open(path) as writer:
+        await writer.write(record(0))
+        (path / "junk").mkdir()
+        (path / "junk" / "zarr.json").write_text("{ not json")  # consolidating the store fails on it
+        with pytest.raises(StoreError, match="recorded interrupted but could not be finalized"):
+            await writer.finish(SequenceState.INTERRUPTED, {"type": "Interrupted", "message": "interrupted: test"})
+    recorded = store_state(path)
+    assert (recorded["state"], recorded["error"]["type"]) == ("interrupted", "Interrupted")
+    assert _states(path) == ["running", "interrupted"]
