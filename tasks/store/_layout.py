@@ -1,4 +1,4 @@
-"""The on-disk layout of a results store and the blocking zarr I/O that writes it.
+"""The on-disk layout of a results store: its names, constants and housekeeping.
 
 A store is one zarr v3 group (a folder ending in ``.zarr``) with dimension ``shot``:
 
@@ -10,44 +10,39 @@ A store is one zarr v3 group (a folder ending in ``.zarr``) with dimension ``sho
 - one array per data label ``<device>.<label>`` with dims ``(shot, <label>.y, <label>.x)``
   (one chunk per shot, blosc lz4 + bitshuffle), or ``(shot,)`` for scalar data.
 
-Every attribute, of the group and of each array, is netCDF-safe (see ``_store_attrs``).
-The writer lock lives in ``status/`` (see ``_store_lock``).
-
-Every function here blocks; the writer calls them from a worker thread.
+The group attributes hold the spec, the ``state`` and its ``history`` (see ``_states``), the
+optional ``axes`` of the scan, the error and the writer. Every attribute, of the group and of
+each array, is netCDF-safe (see ``_attrs``). The writer lock lives in ``status/`` (see ``_lock``).
+:class:`~tasks.store._arrays.StoreArrays` writes this layout.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import zarr
-from zarr.codecs import BloscCodec
-from zarr.core.sync import (
-    sync as zarr_sync,  # what zarr's own sync API runs coroutines with
-)
 
-from tasks.records import SequenceState, ShotRecord, ShotStatus
+from tasks.records import ShotStatus
 
-from ._attrs import decode_attrs, encode_attrs
 from ._errors import StoreError
 
-if TYPE_CHECKING:
-    from ._lock import WriterIdentity
-
 __all__ = [
+    "ATTEMPTS",
+    "END_TIME",
     "FORMAT_VERSION",
+    "GROW_BLOCK",
     "RESERVED_NAMES",
-    "StoreArrays",
+    "SERIES_CHUNK",
+    "SHOT",
+    "START_TIME",
+    "STATUS",
+    "STATUS_ATTRS",
+    "TIME_ATTRS",
     "data_dims",
+    "fill_value",
     "read_root_attrs",
     "remove_partial_files",
 ]
@@ -67,8 +62,6 @@ GROW_BLOCK = 1024
 """Shots added at a time when the shot count is unknown (and the initial capacity)."""
 SERIES_CHUNK = 1024
 """Chunk length of the per-shot 1-D arrays (status, parameters, times, scalar data)."""
-ATTRS_INTERVAL_S = 0.5
-"""Minimum time between two rewrites of the group attributes while running."""
 PARTIAL_SUFFIX = ".partial"
 """zarr's LocalStore writes ``<key>.<uuid>.partial`` then renames; a SIGKILL can leave some."""
 
@@ -87,11 +80,8 @@ def data_dims(label: str, ndim: int) -> list[str]:
     return [SHOT, *(f"{label}.{s}" for s in suffixes)]
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _fill_value(dtype: np.dtype) -> Any:
+def fill_value(dtype: np.dtype) -> Any:
+    """The value an array of ``dtype`` holds for a shot not written yet (NaN, False or 0)."""
     if dtype.kind in "fc":
         return np.nan
     return False if dtype.kind == "b" else 0
@@ -124,308 +114,3 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
     if meta.get("node_type") != "group" or "format_version" not in attrs:
         raise StoreError(f"{path} is a zarr node but not a shotflow results store")
     return attrs
-
-
-# --- the arrays -------------------------------------------------------------------------
-
-
-class StoreArrays:
-    """The zarr group of one store, with in-memory mirrors of its per-shot 1-D arrays.
-
-    Mirrors let each batch rewrite whole 1-D chunks (no read-modify-write). Not thread-safe:
-    one worker thread at a time.
-    """
-
-    def __init__(self, path: Path, group: zarr.Group, *, known_count: bool) -> None:
-        self.path = path
-        self.group = group
-        self.known_count = known_count
-        self.capacity = int(group[STATUS].shape[0])
-        self.arrays: dict[str, zarr.Array] = {}
-        self.series: dict[str, np.ndarray] = {}
-        self.attrs = decode_attrs(group.attrs.asdict())
-        """The group attributes, decoded; this writer is the only one that changes them."""
-        self.parameters: list[str] = list(str(self.attrs.get("coordinates", "")).split())
-        self._last_attrs = 0.0
-        for name, array in group.arrays():
-            self.arrays[name] = array
-            if array.ndim == 1 and name != SHOT:
-                self.series[name] = array[:] if self.capacity else np.empty(0, array.dtype)
-
-    # creation / reopening
-
-    @classmethod
-    def create(
-        cls,
-        path: Path,
-        *,
-        spec_json: str,
-        expected_shots: int | None,
-        parameter_units: Mapping[str, str],
-        writer: WriterIdentity,
-    ) -> StoreArrays:
-        """Create the group (``path`` exists and holds only the lock) with its fixed arrays."""
-        now = _now_iso()
-        attrs = {
-            "format_version": FORMAT_VERSION,
-            "state": str(SequenceState.RUNNING),
-            "expected_shots": expected_shots,
-            "completed_shots": 0,
-            "spec": spec_json,
-            "parameter_units": dict(parameter_units),
-            "coordinates": "",
-            "created": now,
-            "updated": now,
-            **_writer_attrs(writer),
-        }
-        group = zarr.open_group(str(path), mode="a", zarr_format=3, attributes=encode_attrs(attrs))
-        capacity = expected_shots if expected_shots is not None else GROW_BLOCK
-        series = {
-            STATUS: ("uint8", STATUS_ATTRS),
-            START_TIME: ("float64", {"long_name": "shot start time", **TIME_ATTRS}),
-            END_TIME: ("float64", {"long_name": "shot end time", **TIME_ATTRS}),
-            ATTEMPTS: ("int32", {"long_name": "attempts made for the shot"}),
-        }
-        for name, (dtype, attributes) in series.items():
-            _create_series(group, name, capacity, np.dtype(dtype), attributes)
-        shot = _create_series(group, SHOT, capacity, np.dtype("int64"), {"long_name": "shot index"})
-        if capacity:
-            shot[:] = np.arange(capacity)
-        return cls(path, group, known_count=expected_shots is not None)
-
-    @classmethod
-    def reopen(cls, path: Path, *, expected_shots: int | None, writer: WriterIdentity) -> StoreArrays:
-        """Open an existing store for resuming: drop consolidated metadata, repair shapes.
-
-        The attributes are rewritten in this format (a format-1 store becomes format 2).
-        """
-        group = zarr.open_group(str(path), mode="r+", zarr_format=3, use_consolidated=False)
-        arrays = cls(path, group, known_count=expected_shots is not None)
-        shapes = {a.shape[0] for a in arrays.arrays.values()}
-        target = max([*shapes, expected_shots or 0])
-        if (
-            len(shapes) > 1 or target != arrays.capacity
-        ):  # a killed resize, or a longer scan: repaired while the consolidated metadata stands
-            arrays.capacity = 0
-            arrays._grow_to(target, exact=True)
-        arrays.update_attrs(
-            {
-                "format_version": FORMAT_VERSION,
-                "state": str(SequenceState.RUNNING),
-                "expected_shots": expected_shots,
-                **_writer_attrs(writer),
-            }
-        )  # rewriting zarr.json without consolidated metadata: live readers see new shots
-        return arrays
-
-    # writing
-
-    def write_batch(self, records: Sequence[ShotRecord]) -> None:
-        """Write records durably: every data chunk, then the 1-D chunks, then the status marks."""
-        if not records:
-            return
-        self._grow_to(max(r.index for r in records) + 1)
-        writes: list[_Write] = []
-        for record in records:
-            writes.extend(self._data_writes(record))
-        _write_concurrently(writes)  # each phase completes before the next starts
-        chunks = sorted({r.index // SERIES_CHUNK for r in records})
-        _write_concurrently([w for name in self.series if name != STATUS for w in self._series_writes(name, chunks)])
-        for record in records:
-            self.series[STATUS][record.index] = int(record.status)
-        _write_concurrently(self._series_writes(STATUS, chunks))
-        if time.monotonic() - self._last_attrs >= ATTRS_INTERVAL_S:
-            self.update_attrs({})
-
-    def _data_writes(self, record: ShotRecord) -> list[_Write]:
-        """Fill the mirrors with ``record``; return the per-shot chunk writes of its arrays."""
-        i, writes = record.index, []
-        if record.status != ShotStatus.FAILED:
-            for label, value in record.data.items():
-                value = np.asarray(value)
-                if value.ndim == 0:
-                    self._ensure_series(label, value.dtype, {})[i] = value
-                else:
-                    writes.append((self._ensure_data(label, value), i, value))
-        for name, value in record.parameters.items():
-            kind = np.dtype(bool) if isinstance(value, (bool, np.bool_)) else np.dtype("float64")
-            self._ensure_parameter(name, kind)[i] = value
-        self.series[START_TIME][i] = record.start_time
-        self.series[END_TIME][i] = record.end_time
-        self.series[ATTEMPTS][i] = record.attempts
-        return writes
-
-    def _series_writes(self, name: str, chunks: Iterable[int]) -> list[_Write]:
-        """Whole-chunk writes of mirror ``name`` (no read-modify-write)."""
-        array, mirror, writes = self.arrays[name], self.series[name], []
-        for chunk in chunks:
-            start, stop = (
-                chunk * SERIES_CHUNK,
-                min((chunk + 1) * SERIES_CHUNK, self.capacity),
-            )
-            writes.append((array, slice(start, stop), mirror[start:stop].copy()))
-        return writes
-
-    def _ensure_data(self, label: str, value: np.ndarray) -> np.ndarray | zarr.Array:
-        array = self.arrays.get(label)
-        if array is None:
-            array = self.group.create_array(
-                label,
-                shape=(self.capacity, *value.shape),
-                chunks=(1, *value.shape),
-                dtype=value.dtype,
-                fill_value=_fill_value(value.dtype),
-                compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")],
-                dimension_names=data_dims(label, value.ndim),
-                config={"write_empty_chunks": True},
-            )
-            self.arrays[label] = array
-        return array
-
-    def _ensure_series(self, name: str, dtype: np.dtype, attributes: dict[str, Any]) -> np.ndarray:
-        if name not in self.series:
-            self.arrays[name] = _create_series(self.group, name, self.capacity, dtype, attributes)
-            self.series[name] = np.full(self.capacity, _fill_value(dtype), dtype)
-        return self.series[name]
-
-    def _ensure_parameter(self, name: str, dtype: np.dtype) -> np.ndarray:
-        if name not in self.series:
-            self.parameters.append(name)
-            # list it as a coordinate before creating it, so readers never see it as data
-            self.update_attrs({"coordinates": " ".join(self.parameters)})
-            unit = self.attrs["parameter_units"].get(name)
-            attributes = {"long_name": name} | ({"units": unit} if unit is not None and dtype.kind == "f" else {})
-            self._ensure_series(name, dtype, attributes)
-        return self.series[name]
-
-    def _grow_to(self, needed: int, *, exact: bool = False) -> None:
-        if needed <= self.capacity:
-            return
-        new = needed if exact else _round_up(needed, GROW_BLOCK)
-        old = min(a.shape[0] for a in self.arrays.values())
-        self._resize(new)
-        for name, mirror in self.series.items():
-            grown = np.full(new, _fill_value(mirror.dtype), mirror.dtype)
-            keep = min(len(mirror), new)
-            grown[:keep] = mirror[:keep]
-            self.series[name] = grown
-        self.arrays[SHOT][old:new] = np.arange(old, new)
-        self.capacity = new
-        logger.debug("store %s grown to %d shots", self.path, new)
-
-    def _trim(self) -> None:
-        written = np.flatnonzero(self.series[STATUS] != ShotStatus.PENDING)
-        size = int(written[-1]) + 1 if written.size else 0
-        if size < self.capacity:
-            self._resize(size)
-            self.series = {name: mirror[:size] for name, mirror in self.series.items()}
-            self.capacity = size
-
-    def _resize(self, length: int) -> None:
-        """Give every array ``length`` shots so that a kill at any moment leaves a store that plain
-        ``xarray.open_zarr`` opens.
-
-        The array metadata files are rewritten one by one, so a kill in between leaves arrays of
-        different lengths ("conflicting sizes" for xarray). Before resizing consistent arrays,
-        their metadata is consolidated into the group's ``zarr.json`` (one atomic file write):
-        readers that use it (xarray by default) see every array at the old, common length. Once
-        all arrays are resized the group attributes are rewritten without it, so live readers
-        see the live metadata again. Arrays that are already inconsistent (repairing a killed
-        resize) keep the consolidated metadata written before that kill until they are repaired.
-        """
-        if len({a.shape[0] for a in self.arrays.values()}) == 1:
-            _consolidate(self.path)
-        _resize_all(self.arrays.values(), length)
-        self.update_attrs({})
-
-    # attributes and the end
-
-    def completed_count(self) -> int:
-        """Number of shots whose status is completed."""
-        return int(np.count_nonzero(self.series[STATUS] == ShotStatus.COMPLETED))
-
-    def update_attrs(self, attrs: Mapping[str, Any]) -> None:
-        """Rewrite the group attributes with ``attrs`` plus the completed count and time.
-
-        One atomic write of the whole set; an attribute set to None is removed.
-        """
-        self.attrs.update({**attrs, "completed_shots": self.completed_count(), "updated": _now_iso()})
-        self.group.attrs.put(encode_attrs(self.attrs))
-        self._last_attrs = time.monotonic()
-
-    def finalize(self, state: SequenceState, error: Mapping[str, Any] | None) -> None:
-        """Record the final state, trim (unknown count), remove temp files, consolidate."""
-        if not self.known_count:
-            self._trim()
-        self.update_attrs(
-            {
-                "state": str(state),
-                "error": dict(error) if error else None,
-                "ended": _now_iso(),
-            }
-        )
-        remove_partial_files(self.path)
-        _consolidate(self.path)
-
-
-def _writer_attrs(writer: WriterIdentity) -> dict[str, Any]:
-    return {
-        "writer_pid": writer.pid,
-        "writer_host": writer.host,
-        "writer_create_time": writer.create_time,
-    }
-
-
-def _consolidate(path: Path) -> None:
-    """Write the consolidated metadata of every array into the group's ``zarr.json``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "consolidated metadata is not part of the v3 spec"
-        zarr.consolidate_metadata(str(path), zarr_format=3)
-
-
-_Write = tuple[zarr.Array, int | slice, np.ndarray]
-
-
-def _write_concurrently(writes: Sequence[_Write]) -> None:
-    """Run zarr writes concurrently on zarr's event loop; return when all are durable."""
-
-    async def run() -> None:
-        await asyncio.gather(*(array.async_array.setitem(key, value) for array, key, value in writes))
-
-    if writes:
-        zarr_sync(run())
-
-
-def _resize_all(arrays: Iterable[zarr.Array], length: int) -> None:
-    """Give every array ``length`` shots, all metadata writes at once (shortest mixed-length
-    window for a kill). Chunks outside are kept: they only ever hold pending shots."""
-
-    async def run() -> None:
-        await asyncio.gather(
-            *(a.async_array.resize((length, *a.shape[1:]), delete_outside_chunks=False) for a in arrays)
-        )
-
-    zarr_sync(run())
-
-
-def _create_series(
-    group: zarr.Group,
-    name: str,
-    capacity: int,
-    dtype: np.dtype,
-    attributes: dict[str, Any],
-) -> zarr.Array:
-    return group.create_array(
-        name,
-        shape=(capacity,),
-        chunks=(SERIES_CHUNK,),
-        dtype=dtype,
-        fill_value=_fill_value(dtype) if name != SHOT else -1,
-        dimension_names=[SHOT],
-        attributes=encode_attrs(attributes),
-        config={"write_empty_chunks": True},
-    )
-
-
-def _round_up(n: int, block: int) -> int:
-    return -(-n // block) * block

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import LocalStore, WrapperStore
 
 from tasks.records import SequenceState, ShotStatus
@@ -20,6 +20,7 @@ from ._errors import StoreError
 from ._layout import SHOT as SHOT_DIM
 from ._layout import STATUS, read_root_attrs
 from ._lock import WriterIdentity, read_holder, writer_lock_is_free
+from ._states import in_progress
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -89,15 +90,17 @@ def store_state(path: str | Path) -> dict[str, Any]:
     """The store's group attributes, decoded, plus ``writer_alive``.
 
     ``error`` is a dict or None, ``expected_shots`` an int or None, ``parameter_units`` a
-    dict. ``state`` is reported as ``crashed`` when the store says ``running`` but its
-    writer is gone: no process holds the writer lock, or the recorded writer process (pid
-    and create time) no longer runs on this host. Raises StoreError if ``path`` is not a
-    shotflow store.
+    dict, ``axes`` the list the writer was opened with or None, ``history`` the recorded
+    states (``{"state", "time"}``, oldest first; empty for older stores). Every state but
+    finished, failed and interrupted (``initializing``, ``running``, ``stopping``, ...) is in
+    progress: ``state`` is then reported as ``crashed`` when the writer is gone: no process
+    holds the writer lock, or the recorded writer process (pid and create time) no longer
+    runs on this host. Raises StoreError if ``path`` is not a shotflow store.
     """
     path = Path(path)
     attrs = decode_attrs(read_root_attrs(path))
     attrs.pop("coordinates", None)
-    if attrs.get("state") == SequenceState.RUNNING:
+    if in_progress(attrs.get("state")):
         writer = _recorded_writer(path, attrs)
         dead = writer is not None and writer.is_alive() is False
         attrs["writer_alive"] = not (dead or writer_lock_is_free(path))
@@ -122,7 +125,7 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
 
     path = Path(path)
     attrs = read_root_attrs(path)
-    consolidated = attrs.get("state") != SequenceState.RUNNING
+    consolidated = not in_progress(attrs.get("state"))
     for attempt in range(OPEN_RETRIES):
         try:
             with warnings.catch_warnings():

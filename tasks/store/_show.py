@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["describe_store", "plot_store"]
 
+_IN_PROGRESS = "the run is {state}; its writer (pid {writer_pid} on {writer_host}) holds the store"
+"""The explanation of an in-progress state other than running (initializing, stopping, ...)."""
 _STATE_EXPLANATIONS = {
     SequenceState.RUNNING: "a writer (pid {writer_pid} on {writer_host}) is adding shots now",
     SequenceState.FINISHED: "every shot ran",
@@ -69,9 +71,9 @@ def describe_store(path: str | Path) -> str:
     everything = open_sequence(path, completed_only=False)
     status = everything["status"].values
     ds = everything.isel(shot=np.flatnonzero(status == ShotStatus.COMPLETED))
-    state = SequenceState(attrs["state"])
-    explanation = _STATE_EXPLANATIONS[state].format(
-        path=path, **{k: attrs.get(k) for k in ("writer_pid", "writer_host")}
+    state = str(attrs["state"])
+    explanation = _STATE_EXPLANATIONS.get(state, _IN_PROGRESS).format(
+        path=path, state=state, **{k: attrs.get(k) for k in ("writer_pid", "writer_host")}
     )
     expected = attrs.get("expected_shots")
     counts = {s: int(np.count_nonzero(status == s)) for s in ShotStatus}

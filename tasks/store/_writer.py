@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,11 +12,13 @@ from typing import Any
 import anyio
 import numpy as np
 
-from tasks.records import SequenceState, ShotRecord, ShotStatus
+from tasks.records import Phase, SequenceState, ShotRecord, ShotStatus, decide_outcome, first_error
 
-from ._errors import StoreBackpressure, StoreError, StoreExistsError, StoreShapeError, StoreSpecMismatchError
-from ._layout import RESERVED_NAMES, StoreArrays, read_root_attrs, remove_partial_files
-from ._lock import WriterLock, acquire_writer_lock, is_unborn_store
+from ._arrays import StoreArrays
+from ._errors import StoreBackpressure, StoreError
+from ._opening import checked_axes, open_store
+from ._schema import RecordSchema
+from ._states import history_entry, recordable_state
 
 __all__ = ["ShotStoreWriter"]
 
@@ -30,152 +30,26 @@ FINISH_TIMEOUT_S = 60.0
 """Upper bound for draining the queue and finalizing the store on any exit path."""
 
 
-@dataclass
-class _RecordSchema:
-    """Shapes/dtypes of data labels and kinds of parameters seen so far; checks new records."""
-
-    expected_shots: int | None
-    data: dict[str, tuple[tuple[int, ...], np.dtype]] = field(default_factory=dict)
-    parameters: dict[str, bool] = field(default_factory=dict)  # name -> is bool
-
-    @classmethod
-    def from_arrays(cls, arrays: StoreArrays, expected_shots: int | None) -> _RecordSchema:
-        schema = cls(expected_shots)
-        for name, array in arrays.arrays.items():
-            if name in arrays.parameters:
-                schema.parameters[name] = array.dtype == np.dtype(bool)
-            elif name not in RESERVED_NAMES:
-                schema.data[name] = (tuple(array.shape[1:]), array.dtype)
-        return schema
-
-    def check(self, record: ShotRecord) -> None:
-        """Raise StoreShapeError/StoreError if ``record`` does not fit; register new names."""
-        if record.index < 0 or (self.expected_shots is not None and record.index >= self.expected_shots):
-            raise StoreError(f"shot index {record.index} is outside 0..{self.expected_shots}")
-        new_data: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
-        if record.status != ShotStatus.FAILED:
-            for label, value in record.data.items():
-                new_data[label] = self._check_data(record.index, label, np.asarray(value))
-        new_params: dict[str, bool] = {}
-        for name, value in record.parameters.items():
-            new_params[name] = self._check_parameter(record.index, name, value)
-        clash = (set(new_data) & (set(new_params) | set(self.parameters))) | (set(new_params) & set(self.data))
-        if clash:
-            name = min(clash)
-            raise StoreShapeError(
-                f"shot {record.index}: {name!r} is both a parameter and a data label",
-                label=name,
-            )
-        self.data.update(new_data)
-        self.parameters.update(new_params)
-
-    def _check_data(self, index: int, label: str, value: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:
-        if label in RESERVED_NAMES:
-            raise StoreShapeError(
-                f"shot {index}: data label {label!r} is a reserved store name",
-                label=label,
-            )
-        if value.dtype.kind not in "biufc":
-            raise StoreShapeError(
-                f"shot {index}: data {label!r} has dtype {value.dtype}; the store keeps numeric or bool data",
-                label=label,
-            )
-        known = self.data.get(label)
-        if known is not None and (value.shape, value.dtype) != known:
-            raise StoreShapeError(
-                f"shot {index}: data {label!r} has shape {value.shape} dtype {value.dtype}, but earlier "
-                f"shots stored shape {known[0]} dtype {known[1]}; a label keeps one shape and dtype",
-                label=label,
-            )
-        return value.shape, value.dtype
-
-    def _check_parameter(self, index: int, name: str, value: Any) -> bool:
-        if name in RESERVED_NAMES:
-            raise StoreShapeError(f"shot {index}: parameter {name!r} is a reserved store name", label=name)
-        if not isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
-            raise StoreShapeError(
-                f"shot {index}: parameter {name!r} = {value!r} is not a number or bool",
-                label=name,
-            )
-        is_bool = isinstance(value, (bool, np.bool_))
-        if self.parameters.get(name, is_bool) != is_bool:
-            raise StoreShapeError(
-                f"shot {index}: parameter {name!r} switched between bool and number",
-                label=name,
-            )
-        return is_bool
-
-
-def _same_spec(stored: str, given: str) -> bool:
-    try:
-        return json.loads(stored) == json.loads(given)
-    except ValueError:
-        return stored == given
-
-
-def _open_store(
-    path: Path,
-    *,
-    spec_json: str,
-    expected_shots: int | None,
-    parameter_units: Mapping[str, str],
-    resume: bool,
-) -> tuple[WriterLock, StoreArrays]:
-    """Blocking part of :meth:`ShotStoreWriter.open`: lock, then create or reopen."""
-    if resume:
-        read_root_attrs(path)  # raises StoreError if there is no store to resume
-        lock = acquire_writer_lock(path)
-        try:
-            if not _same_spec(str(read_root_attrs(path).get("spec", "")), spec_json):
-                raise StoreSpecMismatchError(
-                    f"cannot resume {path}: its sequence spec differs from the one given; resume with "
-                    "the spec stored in the store (see `shotflow show`)"
-                )
-            remove_partial_files(path)
-            return lock, StoreArrays.reopen(path, expected_shots=expected_shots, writer=lock.holder)
-        except BaseException:
-            lock.release()
-            raise
-    try:
-        path.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        if not is_unborn_store(path):
-            raise StoreExistsError(
-                f"{path} already exists; choose another store path, or resume it (`shotflow resume {path}`)"
-            ) from None
-        logger.warning("%s holds only the lock of a run killed before its store was written: reusing it", path)
-    lock = acquire_writer_lock(path)
-    try:
-        arrays = StoreArrays.create(
-            path,
-            spec_json=spec_json,
-            expected_shots=expected_shots,
-            parameter_units=parameter_units,
-            writer=lock.holder,
-        )
-    except BaseException:
-        lock.release()
-        raise
-    return lock, arrays
-
-
 class ShotStoreWriter:
     """The single writer of one results store. Create it with :meth:`open`.
 
     Records go through a bounded queue to a worker thread that writes each shot's data,
     then its parameters/times, then its status mark, so a shot marked completed is complete.
-    Record arrays must not be mutated after :meth:`write`.
+    Record arrays must not be mutated after :meth:`write`. The worker thread is the only one
+    that writes the store's attributes: :meth:`record_state` hands it the states to record.
     """
 
-    def __init__(self, path: Path, arrays: StoreArrays, schema: _RecordSchema, max_pending: int) -> None:
+    def __init__(self, path: Path, arrays: StoreArrays, schema: RecordSchema, max_pending: int) -> None:
         self.path = path
         self._arrays = arrays
         self._schema = schema
-        self._send, self._receive = anyio.create_memory_object_stream[ShotRecord](max_pending)
+        # None in the queue wakes the worker thread to record the states in self._states
+        self._send, self._receive = anyio.create_memory_object_stream[ShotRecord | None](max_pending)
         status = arrays.series["status"]
         self._completed = set(np.flatnonzero(status == ShotStatus.COMPLETED).tolist())
         self._pending = 0
         self._inflight: list[ShotRecord] = []
+        self._states: list[dict[str, Any]] = []  # history entries not recorded yet, oldest first
         self._error: Exception | None = None
         self._consumer_done = anyio.Event()
         self._finished = False
@@ -189,61 +63,59 @@ class ShotStoreWriter:
         spec_json: str,
         expected_shots: int | None,
         parameter_units: Mapping[str, str],
+        axes: Sequence[Mapping[str, Any]] | None = None,
         max_pending: int = 32,
         resume: bool = False,
     ) -> AsyncIterator[ShotStoreWriter]:
-        """Create (or with ``resume=True`` reopen) the store at ``path`` and run its writer.
+        """Create (or with ``resume=True`` reopen) the store at ``path``, state ``running``, and run its writer.
 
-        Raises StoreError if ``path`` does not end in ``.zarr``, StoreExistsError if it exists
-        and ``resume`` is false, StoreBusyError if another writer holds it,
-        StoreSpecMismatchError if resuming with another spec. On exit without :meth:`finish`
-        the store is finished as ``finished`` (normal exit), ``failed`` (exception, its text
-        recorded) or ``interrupted`` (cancellation); that cleanup is shielded, with a timeout.
+        ``axes`` (the scan's axes: name, size, unit, ... as the caller describes them) are kept
+        in the root attribute ``axes``; a resumed store keeps its own.
+
+        Raises TypeError if ``axes`` is not a list of JSON-safe mappings, StoreError if ``path``
+        does not end in ``.zarr``, StoreExistsError if it exists and ``resume`` is false,
+        StoreBusyError if another writer holds it, StoreSpecMismatchError if resuming with
+        another spec or other axes. On exit without :meth:`finish` the writer records the
+        verdict of :func:`tasks.records.decide_outcome` on how the body ended (and on
+        :attr:`failure`): ``finished`` (normal exit), ``failed`` (an exception, its record
+        kept, or the writer's own failure) or ``interrupted`` (cancellation, Ctrl-C); that
+        cleanup is shielded, with a timeout. A normal exit then raises what :meth:`finish` raises.
         """
         path = Path(path)
         if path.suffix != ".zarr":
             raise StoreError(f"store path {path} must end in .zarr")
         lock, arrays = await anyio.to_thread.run_sync(
             partial(
-                _open_store,
+                open_store,
                 path,
                 spec_json=spec_json,
                 expected_shots=expected_shots,
                 parameter_units=parameter_units,
+                axes=checked_axes(axes),
                 resume=resume,
             )
         )
-        logger.info(
-            "%s store %s (%s shots expected)",
-            "resumed" if resume else "created",
-            path,
-            expected_shots,
-        )
+        logger.info("%s store %s (%s shots expected)", "resumed" if resume else "created", path, expected_shots)
         body_error: BaseException | None = None  # re-raised outside the task group, unwrapped
         try:
-            writer = cls(
-                path,
-                arrays,
-                _RecordSchema.from_arrays(arrays, expected_shots),
-                max_pending,
-            )
+            writer = cls(path, arrays, RecordSchema.from_arrays(arrays, expected_shots), max_pending)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(writer._consume)
                 try:
                     yield writer
                 except anyio.get_cancelled_exc_class() as exc:
-                    await writer._finish_after(exc, SequenceState.INTERRUPTED)
+                    await writer._finish_after(exc)
                     raise
                 except BaseException as exc:  # noqa: BLE001 - recorded in the store, then re-raised
-                    interrupted = isinstance(exc, KeyboardInterrupt)
-                    await writer._finish_after(
-                        exc,
-                        SequenceState.INTERRUPTED if interrupted else SequenceState.FAILED,
-                    )
+                    await writer._finish_after(exc)
                     body_error = exc
                 else:
                     if not writer._finished:
-                        await writer.finish(SequenceState.FINISHED)
+                        outcome = decide_outcome(None, store_failure=writer.failure)
+                        try:
+                            await writer.finish(outcome.state, outcome.error)
+                        except StoreError as exc:  # raised as itself, not in the task group's group
+                            body_error = exc
         finally:
             lock.release()
         if body_error is not None:
@@ -258,6 +130,14 @@ class ShotStoreWriter:
     def pending(self) -> int:
         """Records accepted by write() that are not durable yet."""
         return self._pending
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that stopped the worker thread (the store then accepts no more shots), or None.
+
+        Pass it to :func:`tasks.records.decide_outcome` as ``store_failure`` before :meth:`finish`.
+        """
+        return self._error
 
     async def write(self, record: ShotRecord) -> None:
         """Queue ``record``; wait while the queue is full (back-pressure).
@@ -289,16 +169,51 @@ class ShotStoreWriter:
             raise self._writer_failed() from self._error
         self._pending += 1
 
-    async def finish(self, state: SequenceState, error: Mapping[str, Any] | None = None) -> None:
-        """Drain the queue and record the final ``state`` and ``error``; call once.
+    def record_state(self, state: SequenceState | Phase) -> None:
+        """Record that the run is now in ``state`` (``initializing``, ``running``, ``stopping``, ...).
 
-        Trims the arrays (unknown shot count), removes zarr's temporary files and consolidates
-        metadata. Shielded from cancellation, bounded by ``FINISH_TIMEOUT_S``. Raises StoreError
-        if the writer failed earlier (the store then records ``failed``) or finalizing failed.
+        Sets the root attribute ``state`` and appends ``{"state", "time"}`` (now, UTC) to
+        ``history``. Returns at once, without I/O: the worker thread writes the attributes
+        after the shots queued before, within one batch; :meth:`finish` records any state
+        still pending. If the writer has failed the state is kept for :meth:`finish`. Call it
+        from the writer's event loop (like :meth:`write`). Raises ValueError for a final state
+        (record it with :meth:`finish`), ``crashed`` or an unknown name, StoreError if the store
+        is finished.
+        """
+        value = recordable_state(state)
+        if self._finished:
+            raise StoreError(f"store {self.path} is finished; state {value!r} cannot be recorded")
+        self._states.append(history_entry(value))
+        logger.debug("store %s: state %s", self.path, value)
+        try:
+            self._send.send_nowait(None)
+        except anyio.WouldBlock:
+            pass  # the queue is full: the worker thread records the state with its next batch
+        except anyio.BrokenResourceError:
+            logger.warning("store %s: writer failed; state %s will be recorded by finish()", self.path, value)
+
+    async def finish(self, state: SequenceState, error: Mapping[str, Any] | None = None) -> None:
+        """Drain the queue, then record exactly ``state`` and ``error``; call once.
+
+        Decide them with :func:`tasks.records.decide_outcome` (passing :attr:`failure` as
+        ``store_failure``). The writer decides alone only when queued shots fail to be written
+        during finish itself (a failure the caller could not know): ``finished`` then becomes
+        that verdict, ``failed`` with "results store writer failed: ...". Trims the arrays
+        (unknown shot count), removes zarr's temporary files and consolidates metadata.
+        Shielded from cancellation, bounded by ``FINISH_TIMEOUT_S``.
+
+        Raises StoreError, always after recording the state, when the writer failed (before
+        or during finish; :attr:`failure` is the cause) or when trimming/consolidating failed.
+        Raises StoreError with the state not recorded only if the attribute write itself
+        failed or finalizing timed out; the store then still reads as in progress (``crashed``
+        once the writer lock is released). Raises StoreError if finish was already called.
         """
         if self._finished:
             raise StoreError(f"finish() was already called on the writer of {self.path}")
-        await self._finish(SequenceState(state), error)
+        state = SequenceState(state)
+        if state == SequenceState.FINISHED and self._error is not None:
+            logger.error("store %s: finish(finished) although its writer failed (%s)", self.path, self._error)
+        await self._finish(state, error, known_failure=self._error)
         if self._error is not None:
             raise self._writer_failed() from self._error
 
@@ -323,16 +238,24 @@ class ShotStoreWriter:
                         batch.append(self._receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                self._inflight = batch
-                await anyio.to_thread.run_sync(self._arrays.write_batch, batch)
+                records = [item for item in batch if item is not None]
+                states = list(self._states)  # taken on the event loop: record_state appends here
+                self._inflight = records
+                await anyio.to_thread.run_sync(self._write, records, states)
                 self._inflight = []
-                self._mark_written(batch)
+                del self._states[: len(states)]
+                self._mark_written(records)
         except Exception as exc:  # noqa: BLE001 - kept and raised by write()/finish()
             logger.error("writing to store %s failed: %s", self.path, exc)
             self._error = exc
             self._receive.close()  # blocked and later write() calls raise instead of hanging
         finally:
             self._consumer_done.set()
+
+    def _write(self, records: list[ShotRecord], states: list[dict[str, Any]]) -> None:
+        """In the worker thread: the shots, then the states recorded since the last batch."""
+        self._arrays.write_batch(records)
+        self._arrays.record_states(states)
 
     def _mark_written(self, batch: list[ShotRecord]) -> None:
         for record in batch:
@@ -342,16 +265,23 @@ class ShotStoreWriter:
                 self._completed.discard(record.index)
         self._pending -= len(batch)
 
-    async def _finish_after(self, exc: BaseException, state: SequenceState) -> None:
-        """Finish with ``state`` and ``exc``'s text unless finish() was called; never raises."""
+    async def _finish_after(self, exc: BaseException) -> None:
+        """Record the verdict on the body's ``exc`` unless finish() was called; never raises."""
         if self._finished:
             return
+        outcome = decide_outcome(first_error(exc), store_failure=self._error)
         try:
-            await self._finish(state, {"type": type(exc).__name__, "message": str(exc) or repr(exc)})
+            await self._finish(outcome.state, outcome.error, known_failure=self._error)
         except Exception:
             logger.exception("could not finalize store %s after %r", self.path, exc)
 
-    async def _finish(self, state: SequenceState, error: Mapping[str, Any] | None) -> None:
+    async def _finish(
+        self,
+        state: SequenceState,
+        error: Mapping[str, Any] | None,
+        *,
+        known_failure: BaseException | None,
+    ) -> None:
         self._finished = True
         with anyio.move_on_after(FINISH_TIMEOUT_S, shield=True) as scope:
             self._send.close()
@@ -359,46 +289,42 @@ class ShotStoreWriter:
             leftover, self._inflight = self._inflight, []
             while self._error is None:
                 try:
-                    leftover.append(self._receive.receive_nowait())
+                    item = self._receive.receive_nowait()
                 except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                     break
-            if self._error is not None and state == SequenceState.FINISHED:
-                state = SequenceState.FAILED
-                error = {
-                    "type": type(self._error).__name__,
-                    "message": f"results store writer failed: {self._error}",
-                }
-            await anyio.to_thread.run_sync(self._finalize, leftover, state, error)
-            self._receive.close()
+                if item is not None:
+                    leftover.append(item)
+            states, self._states = self._states, []
+            try:
+                state = await anyio.to_thread.run_sync(self._finalize, leftover, states, state, error, known_failure)
+            finally:
+                self._receive.close()
         if scope.cancelled_caught:
             raise StoreError(f"finalizing store {self.path} took more than {FINISH_TIMEOUT_S} s")
-        logger.info(
-            "store %s finished as %s (%d shots completed)",
-            self.path,
-            state,
-            len(self._completed),
-        )
+        logger.info("store %s finished as %s (%d shots completed)", self.path, state, len(self._completed))
 
     def _finalize(
         self,
         leftover: list[ShotRecord],
+        states: list[dict[str, Any]],
         state: SequenceState,
         error: Mapping[str, Any] | None,
-    ) -> None:
+        known_failure: BaseException | None,
+    ) -> SequenceState:
+        """In the worker thread: write the leftover shots, then record the states and the end; return the end."""
         try:
             self._arrays.write_batch(leftover)
             self._mark_written(leftover)
         except Exception as exc:  # noqa: BLE001 - the final state still gets recorded
-            logger.error(
-                "store %s: %d queued shots could not be written: %s",
-                self.path,
-                len(leftover),
-                exc,
-            )
+            logger.error("store %s: %d queued shots could not be written: %s", self.path, len(leftover), exc)
             self._error = self._error or exc
-            if state == SequenceState.FINISHED:
-                state, error = (
-                    SequenceState.FAILED,
-                    {"type": type(exc).__name__, "message": str(exc)},
-                )
-        self._arrays.finalize(state, error)
+        if state == SequenceState.FINISHED and self._error is not None and self._error is not known_failure:
+            outcome = decide_outcome(None, store_failure=self._error)  # failed during finish: the caller could not know
+            state, error = outcome.state, outcome.error
+        try:
+            self._arrays.finalize(state, error, states)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"could not record the final state {state} of store {self.path}: {exc}") from exc
+        return state

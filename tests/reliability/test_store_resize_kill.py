@@ -26,19 +26,19 @@ CHILD = (
     r"""
 import os, signal, sys
 import anyio, numpy as np
-import tasks.store._layout as layout
+import tasks.store._arrays as arrays_module
 from tasks.records import SequenceState, ShotRecord
 from tasks.store import ShotStoreWriter
 
 path, shots, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
-real = layout._resize_all
+real = arrays_module.resize_all
 
 def die_half_way(arrays, length):
     arrays = list(arrays)
     real(arrays[: len(arrays) // 2], length)
     os.kill(os.getpid(), signal.SIGKILL)
 
-layout._resize_all = die_half_way
+arrays_module.resize_all = die_half_way
 
 def record(i):
     return ShotRecord(i, {"x": i * 1e-3}, {"cam.image": np.full((4, 4), i, np.uint16), "cam.total": float(i)},

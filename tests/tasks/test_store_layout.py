@@ -11,6 +11,7 @@ import xarray as xr
 import zarr
 from store_helpers import SPEC_JSON, assert_shot_exact, payload, record, write_store
 
+import tasks.store._arrays as arrays_module
 import tasks.store._layout as layout
 from tasks.records import SequenceState, ShotStatus
 from tasks.store import StoreError, StoreShapeError, open_sequence, read_store_spec, store_state
@@ -81,8 +82,8 @@ async def test_open_sequence_returns_completed_shots(tmp_path: Path) -> None:
 
 
 async def test_unknown_count_grows_in_blocks_and_trims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(layout, "GROW_BLOCK", 4)
-    monkeypatch.setattr(layout, "SERIES_CHUNK", 4)
+    monkeypatch.setattr(arrays_module, "GROW_BLOCK", 4)  # the writer's copies of the layout constants
+    monkeypatch.setattr(arrays_module, "SERIES_CHUNK", 4)
     path = tmp_path / "scan.zarr"
     await write_store(path, [record(i) for i in range(11)], expected_shots=None)
     ds = xr.open_zarr(path)
