@@ -46,7 +46,9 @@ def test_every_legal_path_from_created_reaches_a_final_state() -> None:
         assert lifecycle.history == path and lifecycle.final
 
 
-@pytest.mark.parametrize(("old", "new"), [(o, n) for o, n in product(SequenceState, repeat=2) if n not in TRANSITIONS[o]])
+@pytest.mark.parametrize(
+    ("old", "new"), [(o, n) for o, n in product(SequenceState, repeat=2) if n not in TRANSITIONS[o]]
+)
 def test_an_illegal_move_raises_and_changes_nothing(old: SequenceState, new: SequenceState) -> None:
     lifecycle = Lifecycle("scan")
     path = next((p for p in _paths(S.CREATED) if old in p), None)
