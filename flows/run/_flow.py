@@ -22,7 +22,7 @@ from ._progress import RunStatus
 from ._run_log import ship_run_logs
 from ._summary import SequenceResult
 
-__all__ = ["SequenceResult", "run_sequence"]
+__all__ = ["run_sequence"]
 
 
 @flow(name="run-sequence", log_prints=False, validate_parameters=True, persist_result=True)
