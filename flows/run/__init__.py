@@ -1,9 +1,10 @@
-"""Running a sequence as a Prefect flow: the run's plan, its execution, progress, logs and summary."""
+"""Running a sequence as a Prefect flow: what is checked first, the execution, interrupts, progress, logs, summary."""
 
 from ._calibrated import load_calibrated, store_calibrated
-from ._flow import SequenceResult, run_sequence
+from ._flow import run_sequence
 from ._progress import Progress, progress_listener
 from ._store_path import resolve_store_path
+from ._summary import SequenceResult
 
 __all__ = [
     "Progress",

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from devices import DeviceCompiler, Shot
-from tasks.records import CompiledShot, first_error
+from tasks.records import CompiledShot, raise_first
 
 from ._compile_worker import compile_devices, compile_in_process, init_process, warm_up
 
@@ -102,10 +102,7 @@ class ShotCompiler:
                         await anyio.to_thread.run_sync(compile_devices, self._compilers, self._in_thread, shot)
                     )
         except BaseExceptionGroup as group:
-            error = first_error(group)
-            if isinstance(error, Exception):
-                raise error from None
-            raise
+            raise_first(group)
         # cancelled while the in-thread part ran (it is not abandoned), the in-process part was
         # cancelled and the task group exits without raising: raise the cancellation, not a KeyError
         await anyio.lowlevel.checkpoint_if_cancelled()

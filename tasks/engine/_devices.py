@@ -20,11 +20,11 @@ EXIT_TIMEOUT = 30.0
 """Seconds allowed for one device's ``__exit__`` before it is reported as stuck."""
 
 
-def _collect(cls: type[DeviceError], verb: str, errors: Mapping[str, BaseException]) -> DeviceError:
+def _collect(
+    cls: type[DeviceSetupError | DeviceExitError], verb: str, errors: Mapping[str, BaseException]
+) -> DeviceError:
     details = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
-    error = cls(next(iter(errors)), f"could not {verb} device(s) {', '.join(errors)} ({details})")
-    error.errors = dict(errors)  # type: ignore[attr-defined]
-    return error
+    return cls(next(iter(errors)), f"could not {verb} device(s) {', '.join(errors)} ({details})", errors=errors)
 
 
 def _exit_one(name: str, device: Device, exc: BaseException | None) -> None:

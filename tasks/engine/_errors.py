@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from devices import DeviceError
@@ -9,11 +10,19 @@ from devices import DeviceError
 __all__ = ["DeviceExitError", "DeviceSetupError", "ShotExecutionError"]
 
 
-class DeviceSetupError(DeviceError):
+class _DevicesError(DeviceError):
+    """Errors of several devices at once: ``device`` names the first, ``errors`` maps every device to its error."""
+
+    def __init__(self, device: str, message: str, *, errors: Mapping[str, BaseException] | None = None) -> None:
+        super().__init__(device, message)
+        self.errors: dict[str, BaseException] = dict(errors or {})
+
+
+class DeviceSetupError(_DevicesError):
     """One or more devices failed to enter; ``device`` names the first, the message all of them."""
 
 
-class DeviceExitError(DeviceError):
+class DeviceExitError(_DevicesError):
     """One or more devices failed to exit; every other device was still exited."""
 
 

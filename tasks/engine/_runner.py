@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 
 from devices import Device, DeviceController, DeviceError, DeviceTimeoutError, ShotExchange
-from tasks.records import CompiledShot, ShotRecord, ShotStatus, first_error
+from tasks.records import CompiledShot, ShotRecord, ShotStatus, raise_first
 
 from ._errors import ShotExecutionError
 from ._loop_watch import watch_steps
@@ -115,8 +115,5 @@ class ShotRunner:
                 f"shot {compiled.index} did not finish within {self._timeout:g} s (still running: {', '.join(stuck)})",
             ) from exc
         except BaseExceptionGroup as group:
-            first = first_error(group)
-            if isinstance(first, Exception):
-                raise first from None
-            raise
+            raise_first(group)
         return dict(exchange.data)

@@ -5,21 +5,24 @@ Shot records, compiled shots, the sequence lifecycle and its failures; imports n
 
 from ._compiled import CompiledShot
 from ._failures import error_record, first_error, raise_first
-from ._lifecycle import Lifecycle, Phase
+from ._lifecycle import FINAL_STATES, TRANSITIONS, IllegalTransition, Lifecycle, LifecycleHook
 from ._outcome import Outcome, decide_outcome, is_interrupt
 from ._shots import SequenceState, ShotRecord, ShotStatus
 
 __all__ = [
-    "Outcome",
-    "decide_outcome",
-    "is_interrupt",
+    "FINAL_STATES",
+    "TRANSITIONS",
     "CompiledShot",
+    "IllegalTransition",
     "Lifecycle",
-    "Phase",
+    "LifecycleHook",
+    "Outcome",
     "SequenceState",
     "ShotRecord",
     "ShotStatus",
+    "decide_outcome",
     "error_record",
     "first_error",
+    "is_interrupt",
     "raise_first",
 ]

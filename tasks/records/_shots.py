@@ -21,11 +21,16 @@ class ShotStatus(IntEnum):
 class SequenceState(StrEnum):
     """Lifecycle state of a sequence run, stored in the group attribute ``state``.
 
-    ``CRASHED`` is never written by a writer: readers report it when the store
-    says ``running`` but no writer holds it any more.
+    The one lifecycle of a run: its allowed moves are the table
+    :data:`tasks.records.TRANSITIONS`. ``CRASHED`` is never written by a writer:
+    readers report it when the store says ``running`` (or another state that is
+    not final) but no writer holds it any more.
     """
 
+    CREATED = "created"  # the spec is checked, nothing is touched yet
+    INITIALIZING = "initializing"  # store opened, devices being entered
     RUNNING = "running"
+    STOPPING = "stopping"  # a compile error: the running shot ends, nothing new starts
     FINISHED = "finished"
     FAILED = "failed"
     INTERRUPTED = "interrupted"

@@ -1,0 +1,162 @@
+"""A run's execution: the store, the devices, the shot pipeline, the one verdict and the guarded cleanup."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import anyio
+from prefect.exceptions import TerminationSignal
+
+from devices import Device, DeviceController, Shot, ShotCompilationError, get_device_type
+from flows.sequence import iter_shots, parameter_units
+from tasks.engine import RetryPolicy, ShotCompiler, ShotPipeline, ShotRunner, open_devices, shots_from
+from tasks.prefect_tasks import PREFECT_STAGES
+from tasks.records import Lifecycle, Outcome, SequenceState, decide_outcome, first_error
+from tasks.store import ShotStoreWriter
+
+from ._cleanup import Cleanup
+from ._interrupts import Interrupt
+from ._prepare import Plan
+from ._progress import ProgressReporter, RunStatus
+from ._summary import SequenceResult, publish_summary
+
+__all__ = ["RunEnd", "execute"]
+
+logger = logging.getLogger(__name__)
+
+INTERRUPT_TYPES: tuple[type[BaseException], ...] = (TerminationSignal,)
+"""Errors that end a run as interrupted (besides Ctrl-C and cancellation): Prefect's termination signal."""
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How an executed run ended: its verdict, what it returns, and the error that caused the verdict."""
+
+    outcome: Outcome
+    result: SequenceResult
+    failure: BaseException | None
+    interrupt_reason: str | None
+
+
+async def execute(
+    plan: Plan,
+    *,
+    resume: bool,
+    lifecycle: Lifecycle,
+    interrupt: Interrupt,
+    status: RunStatus,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    started: float,
+) -> RunEnd:
+    """Open the store, enter the devices and run every shot; then decide the verdict once and clean up.
+
+    The run's error (compile, device, interrupt...) is caught, judged by
+    :func:`tasks.records.decide_outcome` and returned in :class:`RunEnd`, never
+    raised. The cleanup (final state in the store, progress, summary) runs every
+    step even if one fails; a failed step is logged and raised only when the run
+    had no error of its own. Raises the store's errors when it cannot be opened.
+    """
+    spec = plan.spec
+    lifecycle.move(SequenceState.INITIALIZING)
+    async with ShotStoreWriter.open(
+        plan.store,
+        spec_json=spec.model_dump_json(),
+        expected_shots=plan.expected,
+        parameter_units=parameter_units(spec, calibrated=plan.calibrated),
+        resume=resume,
+    ) as writer:
+        # the lead wires lifecycle.add_hook(...) to the store's state record here
+        logger.info("sequence %s: writing to %s", spec.name, plan.store)
+        already = writer.completed
+        shots = (s for s in iter_shots(spec, calibrated=plan.calibrated) if s.index not in already)
+        status.count(lambda: len(already), plan.expected)
+        reporter = ProgressReporter(status)
+        failure: BaseException | None = None
+        try:
+            with interrupt.scope():
+                async with anyio.create_task_group() as progress:
+                    progress.start_soon(reporter.run)
+                    failure = await _run_shots(plan, shots, writer, lifecycle, status)
+                    progress.cancel_scope.cancel()
+        except BaseException as error:  # noqa: BLE001 - judged below; a foreign cancellation is re-raised by the flow
+            failure = first_error(error)
+        outcome = decide_outcome(
+            failure,
+            interrupt_reason=interrupt.reason,
+            store_failure=getattr(writer, "failure", None),
+            interrupt_types=INTERRUPT_TYPES,
+        )
+        lifecycle.move(outcome.state)
+
+        def result() -> SequenceResult:
+            return SequenceResult(
+                store=str(plan.store),
+                state=str(outcome.state),
+                completed_shots=len(writer.completed),
+                expected_shots=plan.expected,
+                error=dict(outcome.error) if outcome.error is not None else None,
+            )
+
+        cleanup = Cleanup(log)
+        cleanup.add("record the final state in the store", lambda: writer.finish(outcome.state, outcome.error))
+        cleanup.add("publish the final state", lambda: status.update(state=str(outcome.state)))
+        cleanup.add("publish the final progress", reporter.finish)
+        cleanup.add("publish the summary", lambda: publish_summary(result(), time.monotonic() - started))
+        await cleanup.run()
+        if outcome.state is SequenceState.FINISHED and cleanup.first_failure is not None:
+            raise cleanup.first_failure  # the run had no error of its own: this one is it
+        return RunEnd(outcome, result(), failure, interrupt.reason)
+
+
+async def _run_shots(
+    plan: Plan, shots: Iterator[Shot], writer: ShotStoreWriter, lifecycle: Lifecycle, status: RunStatus
+) -> ShotCompilationError | None:
+    """Enter the devices and run the pipeline; returns the compile error that stopped it, if any.
+
+    Raises the devices' and the shots' errors; every entered device is exited.
+    """
+    spec = plan.spec
+    async with AsyncExitStack() as stack:
+        devices: dict[str, Device] = {
+            name: get_device_type(spec.devices[name].type).device(**compiler.compile_initialization_parameters())
+            for name, compiler in plan.compilers.items()
+        }
+        compiler = await stack.enter_async_context(
+            ShotCompiler.open(plan.compilers, workers=spec.execution.compile_workers)
+        )
+        status.update(phase="entering devices")
+        async with anyio.create_task_group() as setup:
+            setup.start_soon(compiler.warm_up)
+            entered = await stack.enter_async_context(open_devices(devices))
+        controllers: dict[str, DeviceController] = {
+            name: get_device_type(spec.devices[name].type).controller() for name in entered
+        }
+        runner = ShotRunner(
+            entered,
+            controllers,
+            timeout=plan.shot_timeout,
+            retry=RetryPolicy(
+                max_attempts=spec.execution.retry.max_attempts,
+                retry_on=frozenset(spec.execution.retry.retry_on),
+            ),
+        )
+        pipeline = ShotPipeline(
+            shots_from(shots),
+            compiler,
+            runner,
+            writer.write,
+            lookahead=spec.execution.lookahead,
+            shots_per_task=spec.execution.shots_per_task,
+            stages=PREFECT_STAGES,
+        )
+        already = len(writer.completed)
+        status.count(lambda: already + pipeline.completed, plan.expected)
+        lifecycle.move(SequenceState.RUNNING)
+        outcome = await pipeline.run()
+        if outcome.compile_error is not None:
+            lifecycle.move(SequenceState.STOPPING)
+        return outcome.compile_error
