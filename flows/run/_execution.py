@@ -12,10 +12,10 @@ import anyio
 from prefect.exceptions import TerminationSignal
 
 from devices import Device, DeviceController, Shot, ShotCompilationError, get_device_type
-from flows.sequence import iter_shots, parameter_units
+from flows.sequence import iter_shots, parameter_units, plan_sequence
 from tasks.engine import RetryPolicy, ShotCompiler, ShotPipeline, ShotRunner, open_devices, shots_from
 from tasks.prefect_tasks import PREFECT_STAGES
-from tasks.records import Lifecycle, Outcome, SequenceState, decide_outcome, first_error
+from tasks.records import FINAL_STATES, Lifecycle, Outcome, SequenceState, decide_outcome, first_error
 from tasks.store import ShotStoreWriter
 
 from ._cleanup import Cleanup
@@ -67,9 +67,12 @@ async def execute(
         spec_json=spec.model_dump_json(),
         expected_shots=plan.expected,
         parameter_units=parameter_units(spec, calibrated=plan.calibrated),
+        axes=plan_sequence(spec, calibrated=plan.calibrated).axes_record(),
         resume=resume,
     ) as writer:
-        # the lead wires lifecycle.add_hook(...) to the store's state record here
+        # the store's history records every transition from here on (finish() records the final one)
+        writer.record_state(lifecycle.state)
+        lifecycle.add_hook(lambda old, new: None if new in FINAL_STATES else writer.record_state(new))
         logger.info("sequence %s: writing to %s", spec.name, plan.store)
         already = writer.completed
         shots = (s for s in iter_shots(spec, calibrated=plan.calibrated) if s.index not in already)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.records import Phase, SequenceState
+from tasks.records import SequenceState
 
 __all__ = ["FINAL_STATES", "history_entry", "in_progress", "now_iso", "recordable_state"]
 
 FINAL_STATES = frozenset({str(SequenceState.FINISHED), str(SequenceState.FAILED), str(SequenceState.INTERRUPTED)})
 """States only :meth:`ShotStoreWriter.finish` records; every other state is in progress."""
-_IN_PROGRESS_STATES = frozenset({*(str(p) for p in Phase), str(SequenceState.RUNNING)}) - FINAL_STATES
+_IN_PROGRESS_STATES = frozenset(str(s) for s in SequenceState) - FINAL_STATES - {str(SequenceState.CRASHED)}
 
 
 def now_iso() -> str:
@@ -34,7 +34,7 @@ def in_progress(state: object) -> bool:
     return str(state) not in FINAL_STATES and str(state) != SequenceState.CRASHED
 
 
-def recordable_state(state: SequenceState | Phase | str) -> str:
+def recordable_state(state: SequenceState | str) -> str:
     """``state`` as stored by ``record_state``: a non-final lifecycle phase (``initializing``, ``running``, ...).
 
     Raises ValueError for a final state (recorded by ``finish()``), ``crashed`` or an unknown name.

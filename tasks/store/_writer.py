@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import numpy as np
 
-from tasks.records import Phase, SequenceState, ShotRecord, ShotStatus, decide_outcome, first_error
+from tasks.records import SequenceState, ShotRecord, ShotStatus, decide_outcome, first_error
 
 from ._arrays import StoreArrays
 from ._errors import StoreBackpressure, StoreError
@@ -169,7 +169,7 @@ class ShotStoreWriter:
             raise self._writer_failed() from self._error
         self._pending += 1
 
-    def record_state(self, state: SequenceState | Phase) -> None:
+    def record_state(self, state: SequenceState) -> None:
         """Record that the run is now in ``state`` (``initializing``, ``running``, ``stopping``, ...).
 
         Sets the root attribute ``state`` and appends ``{"state", "time"}`` (now, UTC) to

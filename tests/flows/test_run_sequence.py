@@ -208,3 +208,27 @@ def test_batched_execution_gives_the_same_results(tmp_path: Path) -> None:
     a, b = open_sequence(tmp_path / "one.zarr"), open_sequence(tmp_path / "three.zarr")
     np.testing.assert_array_equal(a["camera.atoms"].values, b["camera.atoms"].values)
     np.testing.assert_array_equal(a["detuning"].values, b["detuning"].values)
+
+
+def test_the_store_records_every_transition_and_the_scan_axes(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    spec = lab_spec(shots=4, journal=journal)
+    store = tmp_path / "scan.zarr"
+    assert run(spec, store).is_completed()
+    info = store_state(store)
+    states = [entry["state"] for entry in info["history"]]
+    assert states[-3:] == ["initializing", "running", "finished"], states
+    assert info["state"] == "finished"
+    times = [entry["time"] for entry in info["history"]]
+    assert times == sorted(times)
+    (axis,) = info["axes"]
+    assert axis["name"] == "detuning" and axis["size"] == 4 and axis["unit"] == "Hz"
+
+
+def test_a_compile_error_records_stopping_before_failed(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    spec = lab_spec(shots=6, journal=journal, faults={"sequencer": {"fail_compile_shot": 3}})
+    store = tmp_path / "scan.zarr"
+    assert run(spec, store).is_failed()
+    states = [entry["state"] for entry in store_state(store)["history"]]
+    assert states[-3:] == ["running", "stopping", "failed"], states

@@ -17,7 +17,7 @@ import anyio
 import pytest
 from store_helpers import SPEC_JSON, UNITS, record
 
-from tasks.records import Phase, SequenceState, decide_outcome
+from tasks.records import SequenceState, decide_outcome
 from tasks.store import (
     ShotStoreWriter,
     StoreError,
@@ -68,15 +68,15 @@ async def test_record_state_keeps_a_history_that_ends_in_the_final_state(tmp_pat
     path = tmp_path / "scan.zarr"
     error = {"type": "CompileError", "message": "shot 3: bad expression"}
     async with _open(path) as writer:
-        writer.record_state(Phase.INITIALIZING)
+        writer.record_state(SequenceState.INITIALIZING)
         await _until_state(path, "initializing")
         live = store_state(path)
         assert live["writer_alive"] is True
         assert "the run is initializing" in describe_store(path)
-        writer.record_state(Phase.RUNNING)
+        writer.record_state(SequenceState.RUNNING)
         for i in range(3):
             await writer.write(record(i))
-        writer.record_state(Phase.STOPPING)
+        writer.record_state(SequenceState.STOPPING)
         await _until_state(path, "stopping")
         assert store_state(path)["writer_alive"] is True
         assert list(open_sequence(path)["shot"].values) == [0, 1, 2]  # live metadata, shots before the state
@@ -101,7 +101,7 @@ async def test_record_state_waits_for_a_full_queue_and_is_recorded_by_finish(tmp
                 writer.write_nowait(record(i))
             except StoreError:
                 break
-        writer.record_state(Phase.STOPPING)  # no await since: the worker thread has not run
+        writer.record_state(SequenceState.STOPPING)  # no await since: the worker thread has not run
         await writer.finish(SequenceState.INTERRUPTED, {"type": "Interrupted", "message": "interrupted: test"})
     assert _states(path) == ["running", "stopping", "interrupted"]
 
@@ -109,12 +109,12 @@ async def test_record_state_waits_for_a_full_queue_and_is_recorded_by_finish(tmp
 async def test_record_state_refuses_final_unknown_and_finished(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
     async with _open(path) as writer:
-        for final in (SequenceState.FINISHED, Phase.FAILED, "interrupted", SequenceState.CRASHED, "paused"):
+        for final in (SequenceState.FINISHED, SequenceState.FAILED, "interrupted", SequenceState.CRASHED, "paused"):
             with pytest.raises(ValueError, match="finish|not a sequence state"):
                 writer.record_state(final)  # type: ignore[arg-type]
         await writer.finish(SequenceState.FINISHED)
         with pytest.raises(StoreError, match="finished"):
-            writer.record_state(Phase.RUNNING)
+            writer.record_state(SequenceState.RUNNING)
     assert _states(path) == ["running", "finished"]
 
 
@@ -124,7 +124,7 @@ async def test_resume_continues_the_history(tmp_path: Path) -> None:
         await writer.write(record(0))
         await writer.finish(SequenceState.INTERRUPTED, {"type": "Interrupted", "message": "interrupted: test"})
     async with _open(path, resume=True) as writer:
-        writer.record_state(Phase.INITIALIZING)
+        writer.record_state(SequenceState.INITIALIZING)
         await writer.finish(SequenceState.FINISHED)
     assert _states(path) == ["running", "interrupted", "running", "initializing", "finished"]
 
@@ -137,14 +137,14 @@ _CHILD = textwrap.dedent(
     import anyio
     sys.path.insert(0, {helpers!r})
     from store_helpers import SPEC_JSON, UNITS, record
-    from tasks.records import Phase
+    from tasks.records import SequenceState
     from tasks.store import ShotStoreWriter, store_state
 
     async def main(path, state):
         async with ShotStoreWriter.open(path, spec_json=SPEC_JSON, expected_shots=10, parameter_units=UNITS) as writer:
             await writer.write(record(0))
             if state != "running":
-                writer.record_state(Phase(state))
+                writer.record_state(SequenceState(state))
             while writer.pending or store_state(path)["state"] != state:
                 await anyio.sleep(0.01)
             print("ready", flush=True)
