@@ -157,18 +157,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+_PREFECT_SENDERS = (("prefect.logging.handlers", "APILogWorker"), ("prefect.events.worker", "EventsWorker"))
+"""Prefect's background senders (module, class): the run's logs and events."""
+
+
 def _prefect_flushed(timeout: float) -> bool:
     """Give Prefect's log and event senders ``timeout`` s to empty their queues; False if they could not.
 
-    Both retry an unreachable server, and the interpreter's shutdown would wait for them.
+    Both retry an unreachable server, and the interpreter's shutdown would wait for them. A
+    sender whose module this process never imported (no run: ``plan``, ``show``...) has sent
+    nothing; this module imports no Prefect itself (see ``pyproject.toml``, import contracts).
     """
-    if "prefect" not in sys.modules:
-        return True
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    for service in (APILogWorker, EventsWorker):
-        _, pending = service.drain_all(timeout=timeout)  # type: ignore[misc]
+    for module, name in _PREFECT_SENDERS:
+        loaded = sys.modules.get(module)
+        if loaded is None:
+            continue
+        _, pending = getattr(loaded, name).drain_all(timeout=timeout)
         if pending:
             return False
     return True
