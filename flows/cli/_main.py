@@ -3,7 +3,7 @@
 Bad input exits with code 2 and one message on stderr naming the field path.
 
 ``plan``, ``schema`` and ``--help`` answer at once: this module imports the sequence language
-only. The commands that need Prefect or the store (``run``, ``resume``, ``show``, ``server``)
+and the errors only. The commands that need Prefect or the store (``run``, ``resume``, ``show``, ``server``)
 are registered by the name of their function, and their module is imported when they run.
 """
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from simlab import SHOTFLOW
 
+from flows.cli._main import COMMANDS, _resolve
 from tasks.records import SequenceState, ShotRecord
 from tasks.store import ShotStoreWriter
 
@@ -122,3 +123,10 @@ def test_server_status_does_import_prefect(env: dict[str, str]) -> None:
     done, modules = _imported(["server", "status"], env)
     assert done.returncode == 3, done.stderr[-2000:]
     assert "prefect" in _loaded(modules, RUN_ONLY)
+
+
+def test_every_command_registered_by_name_resolves_to_a_function() -> None:
+    """A misspelt ``".module:function"`` would fail only when that command runs; here it fails at once."""
+    assert list(COMMANDS) == ["plan", "schema", "run", "resume", "show", "server"]  # the order of --help
+    for name, (run, _, _) in COMMANDS.items():
+        assert callable(_resolve(run)), name
