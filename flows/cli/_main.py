@@ -1,11 +1,16 @@
 """The ``shotflow`` command line: one function per subcommand, registered in :data:`COMMANDS`.
 
 Bad input exits with code 2 and one message on stderr naming the field path.
+
+``plan``, ``schema`` and ``--help`` answer at once: this module imports the sequence language
+and the errors only. The commands that need Prefect or the store (``run``, ``resume``, ``show``, ``server``)
+are registered by the name of their function, and their module is imported when they run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -29,13 +34,13 @@ FLUSH_TIMEOUT = 3.0
 """Seconds given at exit to Prefect's background senders (logs, events) to reach the server."""
 
 Command = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str]] = {}
-"""Subcommand name -> (run, add_arguments, help). Add one with :func:`command`."""
+Arguments = Callable[[argparse.ArgumentParser], None]
+COMMANDS: dict[str, tuple[Command | str, Arguments, str]] = {}
+"""Subcommand name -> (run, add_arguments, help); ``run`` is a function or the ``".module:function"``
+(in this package) imported when the subcommand runs. Add one with :func:`command` or :func:`lazy_command`."""
 
 
-def command(
-    name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None
-) -> Callable[[Command], Command]:
+def command(name: str, help: str, arguments: Arguments = lambda p: None) -> Callable[[Command], Command]:
     """Register ``function(args) -> exit code`` as subcommand ``name``."""
 
     def register(function: Command) -> Command:
@@ -43,6 +48,18 @@ def command(
         return function
 
     return register
+
+
+def lazy_command(name: str, help: str, arguments: Arguments, target: str) -> None:
+    """Register subcommand ``name`` run by ``target`` (``".module:function"``), imported only when it runs."""
+    COMMANDS[name] = (target, arguments, help)
+
+
+def _resolve(run: Command | str) -> Command:
+    if callable(run):
+        return run
+    module, _, function = run.partition(":")
+    return getattr(importlib.import_module(module, __package__), function)  # type: ignore[no-any-return]
 
 
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,16 +85,59 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand."""
-    from . import _run  # noqa: F401 - registers run, resume and show
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", type=Path, help="sequence description (YAML or JSON)")
+    parser.add_argument("--store", type=Path, help="zarr store to write (a folder ending in .zarr)")
 
+
+def _store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", type=Path, help="the sequence's zarr store")
+
+
+def _show_arguments(parser: argparse.ArgumentParser) -> None:
+    _store_argument(parser)
+    parser.add_argument("--plot", metavar="VAR", help="data variable to plot (e.g. camera.atoms)")
+    parser.add_argument(
+        "--against", metavar="PARAM", help="x axis (default: the scanned parameter if there is one, else shot)"
+    )
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="PNG file to write")
+
+
+def _server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("status", "stop"), help="status: is it running, where; stop: stop it")
+
+
+lazy_command(
+    "run",
+    "run a sequence on the instruments (no server needed: shotflow starts a local one)",
+    _run_arguments,
+    "._run:run_command",
+)
+lazy_command(
+    "resume", "continue an interrupted or crashed sequence in its own store", _store_argument, "._run:resume_command"
+)
+lazy_command(
+    "show",
+    "summarise a store; --plot VAR [--against PARAM] -o FILE draws a PNG",
+    _show_arguments,
+    "._show:show_command",
+)
+lazy_command(
+    "server",
+    "status or stop of the local Prefect server that `shotflow run` starts",
+    _server_arguments,
+    "._server:server_command",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand (imports none of their modules)."""
     parser = argparse.ArgumentParser(prog="shotflow", description="Run experimental sequences as Prefect flows.")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name, (function, arguments, help) in COMMANDS.items():
+    for name, (run, arguments, help) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help, description=help)
         arguments(sub)
-        sub.set_defaults(run=function)
+        sub.set_defaults(run=run)
     return parser
 
 
@@ -85,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 for bad input, 1 for other shotflow errors; one message on stderr)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return _resolve(args.run)(args)
     except SpecError as exc:
         print(f"shotflow {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -97,18 +157,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+_PREFECT_SENDERS = (("prefect.logging.handlers", "APILogWorker"), ("prefect.events.worker", "EventsWorker"))
+"""Prefect's background senders (module, class): the run's logs and events."""
+
+
 def _prefect_flushed(timeout: float) -> bool:
     """Give Prefect's log and event senders ``timeout`` s to empty their queues; False if they could not.
 
-    Both retry an unreachable server, and the interpreter's shutdown would wait for them.
+    Both retry an unreachable server, and the interpreter's shutdown would wait for them. A
+    sender whose module this process never imported (no run: ``plan``, ``show``...) has sent
+    nothing; this module imports no Prefect itself (see ``pyproject.toml``, import contracts).
     """
-    if "prefect" not in sys.modules:
-        return True
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    for service in (APILogWorker, EventsWorker):
-        _, pending = service.drain_all(timeout=timeout)  # type: ignore[misc]
+    for module, name in _PREFECT_SENDERS:
+        loaded = sys.modules.get(module)
+        if loaded is None:
+            continue
+        _, pending = getattr(loaded, name).drain_all(timeout=timeout)
         if pending:
             return False
     return True

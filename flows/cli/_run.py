@@ -1,4 +1,7 @@
-"""The CLI commands that run and inspect sequences: ``run``, ``resume``, ``show``, ``server``."""
+"""The CLI commands that run sequences, ``run`` and ``resume``, with their live progress bar.
+
+Imported only when one of them runs (see :mod:`flows.cli._main`): it imports Prefect.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +23,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from flows.run import Progress as RunProgress
 from flows.run import progress_listener
 from flows.sequence import SequenceSpec, load_spec
-from tasks.store import StoreQueryError, describe_store, plot_store, read_store_spec, store_state
+from tasks.store import read_store_spec, store_state
 
-from ._main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, command
+from ._main import EXIT_FAILED, EXIT_INTERRUPTED
 
-__all__: list[str] = []
+__all__ = ["resume_command", "run_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -215,70 +218,12 @@ def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
     return EXIT_FAILED
 
 
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", type=Path, help="sequence description (YAML or JSON)")
-    parser.add_argument("--store", type=Path, help="zarr store to write (a folder ending in .zarr)")
-
-
-def _store_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", type=Path, help="the sequence's zarr store")
-
-
-def _show_arguments(parser: argparse.ArgumentParser) -> None:
-    _store_argument(parser)
-    parser.add_argument("--plot", metavar="VAR", help="data variable to plot (e.g. camera.atoms)")
-    parser.add_argument(
-        "--against", metavar="PARAM", help="x axis (default: the scanned parameter if there is one, else shot)"
-    )
-    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="PNG file to write")
-
-
-@command("run", "run a sequence on the instruments (no server needed: shotflow starts a local one)", _run_arguments)
-def _cmd_run(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
+    """``shotflow run SPEC [--store PATH]``."""
     return _run(load_spec(args.spec), args.store, resume=False)
 
 
-@command("resume", "continue an interrupted or crashed sequence in its own store", _store_argument)
-def _cmd_resume(args: argparse.Namespace) -> int:
+def resume_command(args: argparse.Namespace) -> int:
+    """``shotflow resume STORE``: the spec recorded in the store, continued in it."""
     spec = SequenceSpec.model_validate_json(read_store_spec(args.store))
     return _run(spec, args.store, resume=True)
-
-
-@command("show", "summarise a store; --plot VAR [--against PARAM] -o FILE draws a PNG", _show_arguments)
-def _cmd_show(args: argparse.Namespace) -> int:
-    if args.plot and not args.output:
-        _err.print("shotflow show: error: --plot needs -o FILE (the PNG to write)")
-        return EXIT_BAD_INPUT
-    if args.against and not args.plot:
-        _err.print("shotflow show: error: --against needs --plot VAR")
-        return EXIT_BAD_INPUT
-    try:
-        against = plot_store(args.store, args.plot, args.against, args.output) if args.plot else None
-    except StoreQueryError as exc:  # an unknown variable or parameter: bad input
-        _err.print(f"shotflow show: error: {exc}")
-        return EXIT_BAD_INPUT
-    print(describe_store(args.store))
-    if args.plot:
-        print(f"plot of {args.plot} against {against} written to {args.output}")
-    return 0
-
-
-def _server_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("status", "stop"), help="status: is it running, where; stop: stop it")
-
-
-@command("server", "status or stop of the local Prefect server that `shotflow run` starts", _server_arguments)
-def _cmd_server(args: argparse.Namespace) -> int:
-    from ._local_server import prefect_home, running_server, stop_server
-
-    home = prefect_home()
-    if args.action == "stop":
-        stopped = stop_server(home)
-        print(f"stopped the local Prefect server (pid {stopped.pid})" if stopped else "no local Prefect server running")
-        return 0
-    info = running_server(home)
-    if info is None:
-        print(f"no local Prefect server running for {home}")
-        return 3
-    print(f"running: {info.ui_url} (API {info.api_url}), pid {info.pid}, PREFECT_HOME {home}")
-    return 0
