@@ -32,3 +32,27 @@ def test_a_run_is_named_after_its_sequence_and_tagged_with_its_devices(tmp_path:
 
     resumed = asyncio.run(run_sequence(spec, store=str(store), resume=True, return_state=True))
     assert asyncio.run(_flow_run(resumed.state_details.flow_run_id)).name.endswith(" (resume)")
+
+
+async def _summary(flow_run_id: object) -> str:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    async with get_client() as client:
+        (artifact,) = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["sequence-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+        return str(artifact.data)
+
+
+def test_the_summary_shows_the_scan_and_how_to_open_the_store(tmp_path: Path) -> None:
+    spec = lab_spec(shots=3, journal=tmp_path / "journal.jsonl")
+    store = tmp_path / "s.zarr"
+    state = asyncio.run(run_sequence(spec, store=str(store), return_state=True))
+    assert state.is_completed(), state.message
+    summary = asyncio.run(_summary(state.state_details.flow_run_id))
+    assert "# Sequence finished" in summary and "3 / 3" in summary
+    assert "| detuning | 3 | Hz |" in summary, summary
+    assert f"shotflow show {store}" in summary
