@@ -17,6 +17,7 @@ from tasks.records import Lifecycle, SequenceState
 
 from ._execution import RunEnd, execute
 from ._interrupts import Interrupt, watch_interrupts
+from ._naming import run_tags, sequence_run_name, tag_flow_run
 from ._prepare import Plan, prepare
 from ._progress import RunStatus
 from ._run_log import ship_run_logs
@@ -25,7 +26,13 @@ from ._summary import SequenceResult
 __all__ = ["run_sequence"]
 
 
-@flow(name="run-sequence", log_prints=False, validate_parameters=True, persist_result=True)
+@flow(
+    name="run-sequence",
+    flow_run_name=sequence_run_name,
+    log_prints=False,
+    validate_parameters=True,
+    persist_result=True,
+)
 async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: bool = False) -> SequenceResult:
     """Run a sequence: initialise its devices, compile and execute every shot, store the results.
 
@@ -47,6 +54,7 @@ async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: boo
     lifecycle.add_hook(lambda old, new: status.update(phase=str(new)))
     plan = await prepare(spec, store)
     status.update(store=str(plan.store))
+    await tag_flow_run(run_tags(spec, plan.compilers))
     interrupt = Interrupt()
     end: RunEnd | None = None
     async with watch_interrupts(interrupt):

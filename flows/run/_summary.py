@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+from pathlib import Path
 from typing import Any
 
 import anyio
 from prefect.artifacts import acreate_markdown_artifact
 from pydantic import BaseModel
+
+from tasks.store import StoreError, store_state
+
+from ._prepare import RESULTS_ROOT_ENV
 
 __all__ = ["SUMMARY_TIMEOUT", "SequenceResult", "publish_summary"]
 
@@ -38,16 +45,52 @@ async def publish_summary(result: SequenceResult, duration: float) -> None:
             logger.warning("could not publish the summary artifact: %s", exc)
 
 
+def _shown_path(store: str) -> str:
+    """The store as the physicist finds it: relative to the results root when there is one."""
+    root = os.environ.get(RESULTS_ROOT_ENV)
+    if root:
+        try:
+            return str(Path(store).resolve().relative_to(Path(root).resolve()))
+        except ValueError:
+            pass
+    return store
+
+
+def _scan_lines(store: str) -> list[str]:
+    """The scan's axes as recorded in the store (outer to inner), as a markdown table."""
+    try:
+        axes = store_state(store).get("axes") or []
+    except (StoreError, OSError) as exc:
+        logger.debug("no axes for the summary: %s", exc)
+        return []
+    if not axes:
+        return []
+    lines = ["", "## Scan (outer to inner)", "", "| axis | points | unit | values |", "|---|---|---|---|"]
+    for axis in axes:
+        size = axis.get("size")
+        shuffled = " (shuffled)" if axis.get("shuffled") else ""
+        lines.append(
+            f"| {axis.get('name', '?')} | {size if size is not None else '?'}{shuffled} "
+            f"| {axis.get('unit') or '-'} | {axis.get('description', '')} |"
+        )
+    return lines
+
+
 def _summary_markdown(result: SequenceResult, duration: float) -> str:
+    shown = _shown_path(result.store)
     lines = [
         f"# Sequence {result.state}",
         "",
         "| | |",
         "|---|---|",
-        f"| store | `{result.store}` |",
+        f"| store | `{shown}` |",
         f"| shots completed | {result.completed_shots} / {result.expected_shots or '?'} |",
         f"| duration | {duration:.1f} s |",
     ]
     if result.error:
         lines.append(f"| error | {result.error.get('message', '')} |")
+    lines += _scan_lines(result.store)
+    lines += ["", "Open it with:", "", "```", f"shotflow show {shlex.quote(result.store)}", "```"]
+    if result.state == "interrupted":
+        lines += ["", "Continue it with:", "", "```", f"shotflow resume {shlex.quote(result.store)}", "```"]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,58 @@
+"""A run says what it is in the Prefect UI: named after its sequence and start time, tagged with its devices."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from _lab import lab_spec
+from prefect import get_client
+
+from flows.run import run_sequence
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+async def _flow_run(flow_run_id: object) -> object:
+    async with get_client() as client:
+        return await client.read_flow_run(flow_run_id)
+
+
+def test_a_run_is_named_after_its_sequence_and_tagged_with_its_devices(tmp_path: Path) -> None:
+    spec = lab_spec(shots=2, journal=tmp_path / "journal.jsonl")
+    store = tmp_path / "s.zarr"
+    state = asyncio.run(run_sequence(spec, store=str(store), return_state=True))
+    assert state.is_completed(), state.message
+    flow_run = asyncio.run(_flow_run(state.state_details.flow_run_id))
+    assert re.fullmatch(re.escape(spec.name) + r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", flow_run.name), flow_run.name
+    assert f"sequence:{spec.name}" in flow_run.tags
+    assert {f"device:{d}" for d in spec.devices} <= set(flow_run.tags), flow_run.tags
+
+    resumed = asyncio.run(run_sequence(spec, store=str(store), resume=True, return_state=True))
+    assert asyncio.run(_flow_run(resumed.state_details.flow_run_id)).name.endswith(" (resume)")
+
+
+async def _summary(flow_run_id: object) -> str:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    async with get_client() as client:
+        (artifact,) = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["sequence-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+        return str(artifact.data)
+
+
+def test_the_summary_shows_the_scan_and_how_to_open_the_store(tmp_path: Path) -> None:
+    spec = lab_spec(shots=3, journal=tmp_path / "journal.jsonl")
+    store = tmp_path / "s.zarr"
+    state = asyncio.run(run_sequence(spec, store=str(store), return_state=True))
+    assert state.is_completed(), state.message
+    summary = asyncio.run(_summary(state.state_details.flow_run_id))
+    assert "# Sequence finished" in summary and "3 / 3" in summary
+    assert "| detuning | 3 | Hz |" in summary, summary
+    assert f"shotflow show {store}" in summary
