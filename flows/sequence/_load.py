@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,20 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
         if isinstance(part, str) and part.startswith(TAG_PREFIX):
             continue  # union tags inserted by pydantic; the step key follows
+        if part == "[key]":
+            continue  # a mapping key that failed: the key itself is the last part
         if isinstance(part, int):
             path += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            path += f"[{part[:80]!r}]"  # devices['a/b'], so the path itself is unambiguous
         else:
             path += f".{part}" if path else str(part)
     return path
