@@ -10,6 +10,7 @@ checkpoint and is cancelled by the enclosing task group.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from types import MappingProxyType
@@ -21,9 +22,19 @@ import anyio.to_thread
 from ._device import DeviceController
 from ._errors import DeviceError, ShotContextError
 
-__all__ = ["ShotContext", "ShotExchange", "run_blocking"]
+__all__ = ["LABEL_PATTERN", "MAX_LABEL_LENGTH", "ShotContext", "ShotExchange", "run_blocking"]
 
 logger = logging.getLogger(__name__)
+
+LABEL_PATTERN = r"[A-Za-z][A-Za-z0-9_-]*"
+"""A data label: the spec's name rule (``flows.sequence`` keeps the same pattern; a test checks it).
+
+Stored as the zarr array ``<device>.<label>`` with dimensions ``<device>.<label>.y``...: a dot,
+a slash or a character Prefect or a file system refuses would make another array or path.
+"""
+MAX_LABEL_LENGTH = 64
+LABEL_HELP = f"letters, digits, '_' and '-', starting with a letter, at most {MAX_LABEL_LENGTH} characters"
+_LABEL = re.compile(LABEL_PATTERN)
 
 
 async def run_blocking[T, *Ts](fn: Callable[[*Ts], T], *args: *Ts, abandon_on_cancel: bool = False) -> T:
@@ -202,10 +213,13 @@ class ShotContext:
         """Publish ``value`` as ``"<device>.<label>"``; wakes its waiters.
 
         Raises :class:`ShotContextError` if the label was already signalled in this shot
-        or contains a dot.
+        or is not a valid name (:data:`LABEL_PATTERN`: it becomes a zarr array ``<device>.<label>``).
         """
-        if not label or "." in label:
-            raise ShotContextError(f"device {self.device_name!r}: data label {label!r} must be non-empty without '.'")
+        if not isinstance(label, str) or len(label) > MAX_LABEL_LENGTH or not _LABEL.fullmatch(label):
+            shown = repr(label) if len(repr(label)) <= 80 else repr(label)[:77] + "..."
+            raise ShotContextError(
+                f"device {self.device_name!r}: data label {shown} is not a valid name ({LABEL_HELP})"
+            )
         key = f"{self.device_name}.{label}"
         if self._exchange.has_data(key):
             raise ShotContextError(f"device {self.device_name!r} signalled {label!r} twice in shot {self.index}")

@@ -24,7 +24,7 @@ from ._device_expressions import expression_fields
 from ._expressions import calibrated_quantities, compile_expression
 from ._math import CONSTANTS
 from ._plan import Axis, SequencePlan
-from ._step_kind import Sample, StepKind
+from ._step_kind import MAX_SHOTS, Sample, StepKind, is_quantity
 from ._steps import MAX_NESTING, Step, assigned_names, step_kind
 from ._timeline import AnalogLaneSpec, RampValue
 from ._units import is_unit, show_value, si_unit, ureg
@@ -52,6 +52,8 @@ class _Visitor:
         self.all_defined = assigned_names(spec.iteration) | self.globals
         self.shot_names: set[str] | None = None  # names defined at every shot
         self.shot_env: dict[str, Sample] = {}  # environment at the first shot
+        self.declared: dict[str, str] = {f"parameters.{n}": n for n in spec.parameters}  # path -> variable
+        self.unit_uses: dict[str, str] = {}  # name written as a unit ("us" in "20 us") -> first path
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
@@ -64,6 +66,8 @@ class _Visitor:
             self.problem(path, f"expression {text!r}: {exc.problem}")
             return Sample(None)
         self.references.update(compiled.calibrated)
+        for name in compiled.units:
+            self.unit_uses.setdefault(name, path)
         unknown = False
         for name in sorted(compiled.names):
             if name in env:
@@ -100,6 +104,17 @@ class _Visitor:
             self.problem(path, f"variable {name!r} is the variable of an enclosing loop")
         env[name] = value
         self.samples.setdefault(name, value.value)
+        self.declared.setdefault(path, name)
+
+    def check_unit_shadowing(self) -> None:
+        """Refuse a variable named like a unit that the spec also writes as a unit (``us: 1 ms`` and ``20 us``)."""
+        for path, name in self.declared.items():
+            if name in self.unit_uses and is_unit(name):
+                self.problem(
+                    path,
+                    f"variable {name!r} is named like the unit {name!r} that {self.unit_uses[name]} uses "
+                    f"('2 {name}' would mean 2 times the variable): rename the variable",
+                )
 
     def walk(
         self, steps: Sequence[Step], path: str, env: dict[str, Sample], loops: tuple[str, ...], parent: int | None
@@ -193,7 +208,10 @@ class _Visitor:
     def check_timeline(self, env: dict[str, Sample]) -> None:
         timeline = self.spec.timeline
         for i, step in enumerate(timeline.steps):
-            self.check(f"timeline.steps[{i}].duration", step.duration, env, unit="s")
+            path = f"timeline.steps[{i}].duration"
+            duration = self.check(path, step.duration, env, unit="s")
+            if duration.static and is_quantity(duration.value) and duration.value.magnitude < 0:
+                self.problem(path, f"expression {step.duration!r}: a duration must not be negative")
         for name, lane in timeline.lanes.items():
             if not isinstance(lane, AnalogLaneSpec):
                 continue
@@ -243,11 +261,22 @@ def build_plan(spec: SequenceSpec, calibrated: Mapping[str, Any] | None) -> Sequ
     has_shot, count = visitor.walk(spec.iteration, "iteration", env, (), None)
     if not has_shot:
         visitor.problem("iteration", "the sequence yields no shot (add a 'shot' step)")
+    if count is not None and count > MAX_SHOTS:
+        visitor.problem(
+            "iteration", f"the sequence makes about 10**{len(str(count)) - 1} shots, more than {MAX_SHOTS} (2**53)"
+        )
+        count = None
     scope = visitor.shot_scope()
     visitor.check_timeline(scope)
     visitor.check_devices(scope)
     timeout_env = {n: env[n] for n in spec.parameters}
-    visitor.check("execution.shot_timeout", spec.execution.shot_timeout, timeout_env, unit="s")
+    timeout = visitor.check("execution.shot_timeout", spec.execution.shot_timeout, timeout_env, unit="s")
+    if is_quantity(timeout.value) and timeout.value.magnitude <= 0:
+        visitor.problem(
+            "execution.shot_timeout",
+            f"expression {spec.execution.shot_timeout!r}: the time limit of a shot must be positive",
+        )
+    visitor.check_unit_shadowing()
     if any(s.value is None for s in global_env.values()):
         count = None  # the globals cannot be evaluated: nothing can be counted
     units = {name: _unit_of(s.value) for name, s in global_env.items()}

@@ -61,8 +61,8 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Value, Value], bool]] = {
 }
 
 
-def _rewrite(text: str) -> str:
-    """Tokenize ``text``, make implicit multiplications and ``%`` explicit."""
+def _rewrite(text: str) -> tuple[str, frozenset[str]]:
+    """Tokenize ``text``, make implicit multiplications and ``%`` explicit; also the names written as units."""
     if "\n" in text or "\r" in text:
         raise ExpressionError(text, "an expression must be on one line")
     try:
@@ -82,6 +82,7 @@ def _rewrite(text: str) -> str:
             kind, string = tokenize.NAME, "percent"
         tokens.append((kind, string))
     out: list[str] = []
+    units: set[str] = set()
     previous: tuple[int, str] | None = None
     i = 0
     while i < len(tokens):
@@ -91,13 +92,14 @@ def _rewrite(text: str) -> str:
         quantity = _quantity_length(tokens, i)
         if quantity:  # "2 MHz", "3 m**2": one value, so that "x / 2 MHz" is x / (2 MHz)
             out.append("(" + " ".join(t for _, t in _with_star(tokens[i : i + quantity])) + ")")
+            units.add(tokens[i + 1][1])
             previous = (tokenize.OP, ")")
             i += quantity
             continue
         out.append(string)
         previous = (kind, string)
         i += 1
-    return " ".join(out)
+    return " ".join(out), frozenset(units)
 
 
 def _quantity_length(tokens: list[tuple[int, str]], i: int) -> int:
@@ -140,7 +142,8 @@ class CompiledExpression:
     """A parsed, whitelisted expression; evaluate it with :meth:`evaluate`.
 
     ``names`` are the free identifiers (variables or units; variables win),
-    ``calibrated`` the ``calibrated.NAME`` references and ``variables`` the
+    ``calibrated`` the ``calibrated.NAME`` references, ``units`` the names
+    written as the unit of a number (``us`` in ``20 us``) and ``variables`` the
     names that are neither units nor constants, so must be defined.
     """
 
@@ -148,6 +151,7 @@ class CompiledExpression:
     tree: ast.expr
     names: frozenset[str]
     calibrated: frozenset[str]
+    units: frozenset[str] = frozenset()
 
     @property
     def variables(self) -> frozenset[str]:
@@ -193,7 +197,31 @@ class CompiledExpression:
         magnitude = result.magnitude
         if not isinstance(magnitude, float) or not math.isfinite(magnitude):
             raise ExpressionError(self.text, "the result is not a finite real number")
+        if not _finite_in_si(result):
+            raise ExpressionError(self.text, f"the result is out of range in SI units ({result:~g} overflows)")
         return result
+
+
+def _finite_in_si(value: pint.Quantity) -> bool:
+    """Whether ``value`` is a finite float once converted to SI base units (``1e305 GHz`` is not)."""
+    factor = _si_factor(value.units)
+    try:
+        if factor is None:  # an offset unit (degC): convert the value itself
+            return math.isfinite(float(value.to_base_units().magnitude))
+        return math.isfinite(value.magnitude * factor)
+    except (OverflowError, ArithmeticError, ValueError):
+        return False
+
+
+@lru_cache(maxsize=1024)
+def _si_factor(unit: pint.Unit) -> float | None:
+    """SI magnitude of one ``unit`` (``inf`` when it overflows: ``MHz ** 60``); None for offset units."""
+    try:
+        if Quantity(0.0, unit).to_base_units().magnitude != 0:
+            return None  # 0 degC is not 0 K
+        return float(Quantity(1.0, unit).to_base_units().magnitude)
+    except (OverflowError, ArithmeticError):
+        return math.inf
 
 
 class _Checker(ast.NodeVisitor):
@@ -344,7 +372,7 @@ class _Evaluator:
 
 @lru_cache(maxsize=8192)
 def _compile_cached(text: str) -> CompiledExpression:
-    rewritten = _rewrite(text)
+    rewritten, units = _rewrite(text)
     if not rewritten.strip():
         raise ExpressionError(text, "empty expression")
     try:
@@ -355,7 +383,7 @@ def _compile_cached(text: str) -> CompiledExpression:
         raise ExpressionError(text, f"cannot parse: {type(exc).__name__}") from exc
     checker = _Checker(text)
     checker.check(tree)
-    return CompiledExpression(text, tree.body, frozenset(checker.names), frozenset(checker.calibrated))
+    return CompiledExpression(text, tree.body, frozenset(checker.names), frozenset(checker.calibrated), units)
 
 
 def compile_expression(text: object) -> CompiledExpression:

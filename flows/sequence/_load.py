@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,20 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
         if isinstance(part, str) and part.startswith(TAG_PREFIX):
             continue  # union tags inserted by pydantic; the step key follows
+        if part == "[key]":
+            continue  # a mapping key that failed: the key itself is the last part
         if isinstance(part, int):
             path += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            path += f"[{part[:80]!r}]"  # devices['a/b'], so the path itself is unambiguous
         else:
             path += f".{part}" if path else str(part)
     return path
@@ -106,19 +114,61 @@ def parse_spec_text(text: str, *, source: str = "<text>") -> dict[str, Any]:
 
 MAX_DEPTH = 4 * MAX_NESTING + 16
 """Deepest nesting of mappings and lists a spec may have (a loop adds four levels)."""
+MAX_VALUES = 100_000
+"""Most values (mappings, lists and scalars) a spec may hold once its YAML aliases are expanded."""
 
 
-def _too_deep(data: Any) -> str | None:
-    """The top-level field that nests deeper than :data:`MAX_DEPTH` (checked without recursion)."""
-    stack: list[tuple[Any, int, str]] = [(value, 1, str(key)) for key, value in data.items()]
+def _containers(node: Any) -> list[Any]:
+    children = node.values() if isinstance(node, dict) else node
+    return [child for child in children if isinstance(child, (dict, list))]
+
+
+def _measure(root: Any, memo: dict[int, tuple[int, int]]) -> tuple[int, int] | None:
+    """(depth, expanded size) of ``root``, or None when it contains itself (a recursive YAML alias).
+
+    Walks each distinct object once (memoised by id, as YAML aliases share objects), without
+    recursion: a 300-byte alias bomb of 9**8 values is measured in microseconds, never expanded.
+    """
+    if not isinstance(root, (dict, list)):
+        return 1, 1
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
-        node, depth, field = stack.pop()
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            depth, size = (2 if node else 1), 1 + len(node)  # a scalar child is one level and one value
+            for child in _containers(node):
+                child_depth, child_size = memo[id(child)]
+                depth = max(depth, child_depth + 1)
+                size += child_size - 1
+            memo[key] = (depth, min(size, MAX_VALUES + 1))
+            continue
+        if key in memo:
+            continue
+        if key in on_path:
+            return None
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _containers(node))
+    return memo[id(root)]
+
+
+def _shape_problem(data: dict[str, Any]) -> str | None:
+    """What makes ``data`` too deep, too large once expanded, or recursive (naming the top-level field)."""
+    memo: dict[int, tuple[int, int]] = {}
+    total = 0
+    for field, value in data.items():
+        measured = _measure(value, memo)
+        if measured is None:
+            return f"{field}: contains itself (a recursive YAML alias)"
+        depth, size = measured
         if depth > MAX_DEPTH:
-            return field
-        if isinstance(node, dict):
-            stack.extend((value, depth + 1, field) for value in node.values())
-        elif isinstance(node, list):
-            stack.extend((value, depth + 1, field) for value in node)
+            return f"{field}: nested deeper than {MAX_DEPTH} levels (loops nest at most {MAX_NESTING} deep)"
+        total += size
+        if total > MAX_VALUES:
+            return f"{field}: more than {MAX_VALUES} values once YAML aliases are expanded"
     return None
 
 
@@ -133,11 +183,9 @@ def load_spec(source: str | Path | dict[str, Any]) -> SequenceSpec:
     else:
         text, where = _read(source)
         data = parse_spec_text(text, source=where)
-    field = _too_deep(data)
-    if field is not None:
-        raise SpecError(
-            f"{where}: {field}: nested deeper than {MAX_DEPTH} levels (loops nest at most {MAX_NESTING} deep)"
-        )
+    problem = _shape_problem(data)
+    if problem is not None:
+        raise SpecError(f"{where}: {problem}")
     try:
         return SequenceSpec.model_validate(data)
     except ValidationError as exc:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
+
+from flows._errors import SpecError
 
 from ._iteration import iter_plan_shots
 from ._plan import plan_sequence
@@ -41,7 +44,7 @@ def plan_lines(spec: SequenceSpec, as_json: bool = False) -> Iterator[str]:
     plan = plan_sequence(spec)
     if as_json:
         for shot in iter_plan_shots(plan):
-            yield json.dumps({"index": shot.index, "parameters": dict(shot.parameters)})
+            yield _json_line(shot.index, dict(shot.parameters))
         return
     units = plan.parameter_units()
     names = list(units)
@@ -56,6 +59,15 @@ def plan_lines(spec: SequenceSpec, as_json: bool = False) -> Iterator[str]:
         cells += [format_value(shot.parameters[n], units[n]) if n in shot.parameters else "-" for n in names]
         yield _row(cells)
     yield f"total: {count} shots"
+
+
+def _json_line(index: int, parameters: dict[str, Any]) -> str:
+    """Strict JSON (never ``NaN``/``Infinity``); raises SpecError naming a parameter that is not finite."""
+    try:
+        return json.dumps({"index": index, "parameters": parameters}, allow_nan=False)
+    except ValueError as exc:
+        name = next((n for n, v in parameters.items() if isinstance(v, float) and not math.isfinite(v)), "?")
+        raise SpecError(f"shot {index}: parameter {name!r} = {parameters.get(name)!r} is not a finite number") from exc
 
 
 def _row(cells: list[str]) -> str:

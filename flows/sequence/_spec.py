@@ -27,14 +27,23 @@ from pydantic_core import CoreSchema
 
 import devices
 
-from ._fields import Expr, FrozenModel, Identifier
-from ._steps import Step
+from ._fields import NAME_KEYS, STORE_NAMES, Expr, FrozenModel, Identifier, Name, SequenceName
+from ._steps import Step, assigned_names
 from ._timeline import Timeline
 
 if TYPE_CHECKING:
     from ._plan import SequencePlan
 
-__all__ = ["Execution", "Retry", "SequenceSpec", "Storage"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "MAX_COMPILE_WORKERS",
+    "MAX_LOOKAHEAD",
+    "MAX_SHOTS_PER_TASK",
+    "Execution",
+    "Retry",
+    "SequenceSpec",
+    "Storage",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,26 +104,36 @@ DeviceConfig = Annotated[
 # --- execution and storage -------------------------------------------------------------------
 
 
+MAX_LOOKAHEAD = 1024
+"""Most shots compiled ahead (each held in memory until it runs)."""
+MAX_SHOTS_PER_TASK = 10_000
+"""Most shots in one Prefect task."""
+MAX_COMPILE_WORKERS = 64
+"""Most compile worker processes (each one a Python process)."""
+MAX_ATTEMPTS = 100
+"""Most attempts of one shot."""
+
+
 class Retry(FrozenModel):
     """Shot retry policy: how often, and for which errors."""
 
-    max_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(3, ge=1, le=MAX_ATTEMPTS)
     retry_on: list[Literal["timeout", "device"]] = Field(default_factory=lambda: ["timeout"])
 
 
 class Execution(FrozenModel):
     """How shots are run: compile-ahead bound, timeout, retries, batching."""
 
-    lookahead: int = Field(4, ge=1, description="Compile at most this many shots ahead.")
-    shot_timeout: Expr = Field("10 s", description="Time limit of one shot (a time).")
+    lookahead: int = Field(4, ge=1, le=MAX_LOOKAHEAD, description="Compile at most this many shots ahead.")
+    shot_timeout: Expr = Field("10 s", description="Time limit of one shot (a positive time).")
     retry: Retry = Field(default_factory=Retry)
-    shots_per_task: int = Field(1, ge=1)
-    compile_workers: int | None = Field(None, ge=1)
+    shots_per_task: int = Field(1, ge=1, le=MAX_SHOTS_PER_TASK)
+    compile_workers: int | None = Field(None, ge=1, le=MAX_COMPILE_WORKERS)
     device_lock: Literal["wait", "fail"] = Field(
         "wait", description="When a device is used by another run: wait for it, or fail at once."
     )
     device_lock_timeout: float | None = Field(
-        None, gt=0, description="Seconds to wait for busy devices before failing (None: no limit)."
+        None, gt=0, allow_inf_nan=False, description="Seconds to wait for busy devices before failing (None: no limit)."
     )
 
 
@@ -177,12 +196,12 @@ class SequenceSpec(FrozenModel):
     to get one :class:`~flows.SpecError` naming each field path).
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)
+    name: SequenceName
     description: str = ""
     parameters: dict[Identifier, Expr] = Field(default_factory=dict)
     iteration: list[Step]
     timeline: Timeline = Field(default_factory=Timeline)
-    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+    devices: Annotated[dict[Name, DeviceConfig], NAME_KEYS] = Field(default_factory=dict)
     execution: Execution = Field(default_factory=Execution)
     storage: Storage = Field(default_factory=Storage)
 
@@ -190,10 +209,21 @@ class SequenceSpec(FrozenModel):
 
     @model_validator(mode="after")
     def _check_semantics(self) -> SequenceSpec:
-        problems = self.plan().problems
+        problems = [*self._name_clashes(), *self.plan().problems]
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _name_clashes(self) -> list[str]:
+        """Device names that are store bookkeeping names or variables (``camera`` beside ``camera.atoms``)."""
+        variables = set(self.parameters) | assigned_names(self.iteration)
+        problems = []
+        for name in self.devices:
+            if name in STORE_NAMES:
+                problems.append(f"devices.{name}: {name!r} is a bookkeeping name of the results store")
+            elif name in variables:
+                problems.append(f"devices.{name}: {name!r} is also a variable; a device and a variable need two names")
+        return problems
 
     def plan(self, calibrated: Mapping[str, Any] | None = None) -> SequencePlan:
         """The spec analysed once per calibration values: see :func:`flows.sequence.plan_sequence`."""

@@ -6,19 +6,34 @@ The analysis, the shot iteration and the plan text know steps only through
 
 from __future__ import annotations
 
-import random
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flows._errors import ExpressionError
 
+from ._shuffle import Permutation
 from ._units import show_value
 
 if TYPE_CHECKING:
     from ._steps import Step
 
-__all__ = ["SHOT", "Linear", "LoopKind", "Sample", "StepKind", "ValueOf", "is_quantity", "same_dimension", "si_base"]
+__all__ = [
+    "MAX_SHOTS",
+    "SHOT",
+    "Linear",
+    "LoopKind",
+    "Sample",
+    "StepKind",
+    "ValueOf",
+    "is_quantity",
+    "same_dimension",
+    "si_base",
+]
+
+MAX_SHOTS = 2**53
+"""Most values of one loop and most shots of a sequence (shot indices stay exact as floats)."""
 
 ValueOf = Callable[[str], Any]
 """The value of one of a step's expressions, by field name (``"start"``, ``"values[2]"``)."""
@@ -82,12 +97,10 @@ class StepKind:
         raise TypeError(f"{self.kind} is not a loop")
 
     def order(self, size: int) -> Sequence[int]:
-        """The order in which a loop of ``size`` values runs them."""
+        """The order in which a loop of ``size`` values runs them: computed lazily (see :mod:`._shuffle`)."""
         if not self.shuffled:
             return range(size)
-        order = list(range(size))
-        random.Random(self.shuffle_seed).shuffle(order)
-        return order
+        return Permutation(size, self.shuffle_seed)
 
     def describe(self) -> str:
         """One line for people: ``linspace d: 7 values from -2 MHz to 2 MHz``."""
@@ -171,4 +184,9 @@ class Linear(Sequence[float]):
             raise IndexError(i)
         if self.last is not None and i == self.num - 1:
             return self.last
-        return self.start + i * self.step
+        if i == 0:
+            return self.start
+        value = self.start + i * self.step
+        if not math.isfinite(value):  # i * step overflows although the value does not (near the float limits)
+            value = 2 * (self.start / 2 + i * (self.step / 2))
+        return value

@@ -27,6 +27,7 @@ from flows._errors import ExpressionError
 
 from ._fields import Expr, FrozenModel, Identifier
 from ._step_kind import (
+    MAX_SHOTS,
     SHOT,
     Linear,
     LoopKind,
@@ -92,7 +93,7 @@ class Linspace(FrozenModel, LoopKind):
     variable: Identifier
     start: Expr
     stop: Expr
-    num: int = Field(ge=1)
+    num: int = Field(ge=1, le=MAX_SHOTS, description="Number of values (at most 2**53).")
     steps: list[Step] = Field(description="Steps run for every value of the loop variable.")
     shuffle: bool = Field(False, description="Run the loop's values in a random order.")
     seed: int | None = Field(None, description="Seed of the shuffle, for a reproducible order.")
@@ -105,7 +106,10 @@ class Linspace(FrozenModel, LoopKind):
         (a, unit), (b, _) = si_base(start), si_base(same_dimension(stop, start, f"{path}.stop", self.stop))
         if self.num == 1:
             return [a], unit
-        return Linear(a, (b - a) / (self.num - 1), self.num, last=b), unit
+        step = (b - a) / (self.num - 1)
+        if not math.isfinite(step):  # b - a overflows (from -1e308 to 1e308): divide first
+            step = b / (self.num - 1) - a / (self.num - 1)
+        return Linear(a, step, self.num, last=b), unit
 
     def describe(self) -> str:  # noqa: D102
         return f"linspace {self.variable}: {self.num} values from {self.start} to {self.stop}{self._suffix()}"
@@ -137,9 +141,12 @@ class Arange(FrozenModel, LoopKind):
         if any(s.varying or not is_quantity(s.value) for s in (start, stop)):
             return found
         try:
-            count = math.ceil((stop.value - start.value).to_base_units().magnitude / step_si)
+            a, b = start.value.to_base_units().magnitude, stop.value.to_base_units().magnitude
+            count = _arange_count(float(a), float(b), float(step_si))
         except (pint.DimensionalityError, ArithmeticError, ValueError):
             return found
+        if count is None:
+            return [*found, ("step", _too_many(f"from {start.value:~g} to {stop.value:~g} by {step.value:~g}"))]
         if count <= 0:
             shown = f"from {show_value(start.value)} to {show_value(stop.value)} by {show_value(step.value)}"
             found.append(("", f"the loop yields no value ({shown})"))
@@ -152,10 +159,27 @@ class Arange(FrozenModel, LoopKind):
         (a, unit), (b, _), (d, _) = si_base(start), si_base(stop), si_base(step)
         if d == 0:
             raise ExpressionError(self.step, "step must not be zero", f"{path}.step")
-        return Linear(a, d, max(0, math.ceil((b - a) / d))), unit
+        count = _arange_count(a, b, d)
+        if count is None:
+            raise ExpressionError(self.step, _too_many(f"from {start:~g} to {stop:~g}"), f"{path}.step")
+        return Linear(a, d, count), unit
 
     def describe(self) -> str:  # noqa: D102
         return f"arange {self.variable}: from {self.start} to {self.stop} by {self.step}{self._suffix()}"
+
+
+def _arange_count(a: float, b: float, d: float) -> int | None:
+    """The number of values from ``a`` by ``d`` below ``b`` (0 if none), or None beyond :data:`MAX_SHOTS`."""
+    span = (b - a) / d
+    if not math.isfinite(span):  # b - a overflows: divide first
+        span = b / d - a / d
+    if not math.isfinite(span) or span > MAX_SHOTS:
+        return None
+    return max(0, math.ceil(span))
+
+
+def _too_many(what: str) -> str:
+    return f"the loop makes more than {MAX_SHOTS} (2**53) values ({what})"
 
 
 class Values(FrozenModel, LoopKind):
@@ -185,7 +209,7 @@ class Repeat(FrozenModel, StepKind):
     """Run ``steps`` ``count`` times."""
 
     kind: ClassVar[str] = "repeat"
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=MAX_SHOTS, description="Number of repetitions (at most 2**53).")
     steps: list[Step]
 
     @property

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ._fields import Expr, FrozenModel
+from ._fields import NAME_KEYS, Expr, FrozenModel, Name
 from ._units import ureg
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
 class TimelineStep(FrozenModel):
     """One step of the shot's timeline and its duration (an expression in time units)."""
 
-    name: str = Field(min_length=1)
+    name: Name
     duration: Expr
 
 
@@ -68,7 +68,7 @@ class CameraLaneSpec(FrozenModel):
     """A camera: the picture name taken during each step, or null."""
 
     kind: Literal["camera"]
-    values: list[str | None]
+    values: list[Name | None]
 
 
 LaneSpec = Annotated[DigitalLaneSpec | AnalogLaneSpec | CameraLaneSpec, Field(discriminator="kind")]
@@ -78,7 +78,7 @@ class Timeline(FrozenModel):
     """What happens during one shot: ordered steps and named lanes (one value per step)."""
 
     steps: list[TimelineStep] = Field(default_factory=list)
-    lanes: dict[str, LaneSpec] = Field(default_factory=dict)
+    lanes: Annotated[dict[Name, LaneSpec], NAME_KEYS] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _lane_lengths(self) -> Timeline:

@@ -33,7 +33,7 @@ def is_unit(name: str) -> bool:
     return unit_named(name) is not None
 
 
-_PREFERRED_UNITS = ("Hz", "s", "m", "kg", "A", "K", "V", "W", "T", "N", "J", "Ohm", "F", "mol", "cd", "rad")
+_PREFERRED_UNITS = ("Hz", "s", "m", "kg", "A", "K", "V", "W", "T", "N", "J", "ohm", "F", "mol", "cd", "rad")
 
 
 @lru_cache(maxsize=256)

@@ -138,7 +138,7 @@ def test_json_and_round_trip() -> None:
         ("  - {declare: {variable: sqrt, value: 1}}\n  - shot", "iteration[0].declare.variable: 'sqrt' is reserved"),
         (
             "  - {declare: {variable: 2x, value: 1}}\n  - shot",
-            "iteration[0].declare.variable: String should match pattern",
+            "iteration[0].declare.variable: '2x' is not a valid variable name",
         ),
         (
             "  - {declare: {variable: a, value: __import__('os')}}\n  - shot",
@@ -273,7 +273,7 @@ def test_execution_defaults_and_checks() -> None:
 
 
 def test_spec_name_is_a_safe_folder_name() -> None:
-    assert "name: String should match pattern" in problem("name: ../etc\niteration: [shot]\n")
+    assert "name: '../etc' is not a valid sequence name" in problem("name: ../etc\niteration: [shot]\n")
 
 
 def test_store_path(tmp_path: Path) -> None:
