@@ -55,10 +55,11 @@ class StoreArrays:
     one worker thread at a time.
     """
 
-    def __init__(self, path: Path, group: zarr.Group, *, known_count: bool) -> None:
+    def __init__(self, path: Path, group: zarr.Group, *, expected_shots: int | None) -> None:
         self.path = path
         self.group = group
-        self.known_count = known_count
+        self.expected_shots = expected_shots
+        """The planned shot count (None: unknown); the arrays never grow past it."""
         self.capacity = int(group[STATUS].shape[0])
         self.arrays: dict[str, zarr.Array] = {}
         self.series: dict[str, np.ndarray] = {}
@@ -84,7 +85,11 @@ class StoreArrays:
         axes: list[dict[str, Any]] | None,
         writer: WriterIdentity,
     ) -> StoreArrays:
-        """Create the group (``path`` exists and holds only the lock) with its fixed arrays, ``running``."""
+        """Create the group (``path`` exists and holds only the lock) with its fixed arrays, ``running``.
+
+        The arrays start with one block (``GROW_BLOCK`` shots, fewer if fewer are expected) and
+        grow as shots arrive, so creating a store costs the same for 10 or 10**9 expected shots.
+        """
         now = now_iso()
         attrs = {
             "format_version": FORMAT_VERSION,
@@ -101,7 +106,7 @@ class StoreArrays:
             **_writer_attrs(writer),
         }
         group = zarr.open_group(str(path), mode="a", zarr_format=3, attributes=encode_attrs(attrs))
-        capacity = expected_shots if expected_shots is not None else GROW_BLOCK
+        capacity = GROW_BLOCK if expected_shots is None else min(expected_shots, GROW_BLOCK)
         series = {
             STATUS: ("uint8", STATUS_ATTRS),
             START_TIME: ("float64", {"long_name": "shot start time", **TIME_ATTRS}),
@@ -113,7 +118,7 @@ class StoreArrays:
         shot = _create_series(group, SHOT, capacity, np.dtype("int64"), {"long_name": "shot index"})
         if capacity:
             shot[:] = np.arange(capacity)
-        return cls(path, group, known_count=expected_shots is not None)
+        return cls(path, group, expected_shots=expected_shots)
 
     @classmethod
     def reopen(
@@ -130,14 +135,11 @@ class StoreArrays:
         history goes on; ``axes`` are kept (a store without axes gets the ones given).
         """
         group = zarr.open_group(str(path), mode="r+", zarr_format=3, use_consolidated=False)
-        arrays = cls(path, group, known_count=expected_shots is not None)
+        arrays = cls(path, group, expected_shots=expected_shots)
         shapes = {a.shape[0] for a in arrays.arrays.values()}
-        target = max([*shapes, expected_shots or 0])
-        if (
-            len(shapes) > 1 or target != arrays.capacity
-        ):  # a killed resize, or a longer scan: repaired while the consolidated metadata stands
+        if len(shapes) > 1:  # a killed resize: repaired while the consolidated metadata stands
             arrays.capacity = 0
-            arrays._grow_to(target, exact=True)
+            arrays._grow_to(max(shapes), exact=True)
         arrays.update_attrs(
             {
                 "format_version": FORMAT_VERSION,
@@ -231,9 +233,15 @@ class StoreArrays:
         return self.series[name]
 
     def _grow_to(self, needed: int, *, exact: bool = False) -> None:
+        """Give the arrays and mirrors room for ``needed`` shots: whole blocks, at least a quarter
+        more than now (amortised O(1) per shot), never past the expected count."""
         if needed <= self.capacity:
             return
-        new = needed if exact else _round_up(needed, GROW_BLOCK)
+        new = needed
+        if not exact:
+            new = _round_up(max(needed, self.capacity + self.capacity // 4), GROW_BLOCK)
+            if self.expected_shots is not None:
+                new = max(needed, min(new, self.expected_shots))
         old = min(a.shape[0] for a in self.arrays.values())
         self._resize(new)
         for name, mirror in self.series.items():
@@ -302,18 +310,20 @@ class StoreArrays:
         error: Mapping[str, Any] | None,
         history: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Record ``history`` then the final state; trim (unknown count), remove temp files, consolidate.
+        """Record ``history`` then the final state; trim, remove temp files, consolidate.
+
+        Trimming cuts the arrays after the last written shot (the rest were only pending);
+        ``expected_shots`` keeps the planned count.
 
         The state is recorded even if trimming fails. Raises StoreError, after recording the
         state, if trimming or consolidating failed; the attribute write's own error (the state
         could not be recorded) otherwise.
         """
         problem: Exception | None = None
-        if not self.known_count:
-            try:
-                self._trim()
-            except Exception as exc:  # noqa: BLE001 - the final state is recorded first, then reported
-                problem = exc
+        try:
+            self._trim()
+        except Exception as exc:  # noqa: BLE001 - the final state is recorded first, then reported
+            problem = exc
         self.update_attrs(
             {
                 "state": str(state),
