@@ -69,6 +69,7 @@ async def execute(
         parameter_units=parameter_units(spec, calibrated=plan.calibrated),
         axes=plan_sequence(spec, calibrated=plan.calibrated).axes_record(),
         resume=resume,
+        confine_to=plan.results_root,  # checked again once the store's lock is held
     ) as writer:
         # the store's history records every transition from here on (finish() records the final one)
         writer.record_state(lifecycle.state)

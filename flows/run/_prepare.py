@@ -27,6 +27,8 @@ class Plan:
 
     spec: SequenceSpec
     store: Path
+    results_root: Path | None
+    """``$SHOTFLOW_RESULTS_ROOT`` (absolute) when set: the store must stay inside it when opened."""
     calibrated: dict[str, str]
     runtime: SequenceRuntime
     compilers: dict[str, DeviceCompiler]
@@ -40,15 +42,15 @@ async def prepare(spec: SequenceSpec, store: str | None) -> Plan:
     Raises what :func:`resolve_store_path`, :func:`load_calibrated` and the device
     compilers raise; nothing has been touched then.
     """
-    results_root = os.environ.get(RESULTS_ROOT_ENV)
-    store_path = resolve_store_path(
-        spec, results_root=Path(results_root) if results_root else None, store=Path(store) if store else None
-    )
+    root = os.environ.get(RESULTS_ROOT_ENV)
+    results_root = Path(os.path.abspath(root)) if root else None
+    store_path = resolve_store_path(spec, results_root=results_root, store=Path(store) if store else None)
     calibrated = await load_calibrated(spec)
     runtime = SequenceRuntime(spec, calibrated=calibrated)
     return Plan(
         spec=spec,
         store=store_path,
+        results_root=results_root,
         calibrated=calibrated,
         runtime=runtime,
         compilers=_build_compilers(spec, runtime),
