@@ -43,7 +43,7 @@ async def prepare(spec: SequenceSpec, store: str | None) -> Plan:
     compilers raise; nothing has been touched then.
     """
     root = os.environ.get(RESULTS_ROOT_ENV)
-    results_root = Path(os.path.abspath(root)) if root else None
+    results_root = Path(root).absolute() if root else None
     store_path = resolve_store_path(spec, results_root=results_root, store=Path(store) if store else None)
     calibrated = await load_calibrated(spec)
     runtime = SequenceRuntime(spec, calibrated=calibrated)

@@ -59,6 +59,7 @@ def resolve_store_path(
         path = folder / f"{stamp}-{suffix}.zarr"
     if root_dir is not None and not _inside(path, root_dir):  # e.g. <root>/<storage.root>/<name> is a link
         raise SpecError(
-            f"storage.root: {spec.storage.root!r}: the store folder {path} resolves outside the results folder {root_dir}"
+            f"storage.root: {spec.storage.root!r}: the store folder {path} resolves outside "
+            f"the results folder {root_dir}"
         )
     return path

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import devices.sim._faults as sim_faults
 from devices import DeviceConfigurationError
-from devices.sim.rf_source import RFSourceDevice
 from devices.sim._faults import SimFaults
+from devices.sim.rf_source import RFSourceDevice
 from flows._errors import SpecError
 from flows.run import resolve_store_path
 from flows.run._prepare import RESULTS_ROOT_ENV
