@@ -42,8 +42,7 @@ async def prepare(spec: SequenceSpec, store: str | None) -> Plan:
     Raises what :func:`resolve_store_path`, :func:`load_calibrated` and the device
     compilers raise; nothing has been touched then.
     """
-    root = os.environ.get(RESULTS_ROOT_ENV)
-    results_root = Path(root).absolute() if root else None
+    results_root = _results_root()
     store_path = resolve_store_path(spec, results_root=results_root, store=Path(store) if store else None)
     calibrated = await load_calibrated(spec)
     runtime = SequenceRuntime(spec, calibrated=calibrated)
@@ -57,6 +56,12 @@ async def prepare(spec: SequenceSpec, store: str | None) -> Plan:
         expected=count_shots(spec, calibrated=calibrated),
         shot_timeout=runtime.evaluate(spec.execution.shot_timeout, unit="s"),
     )
+
+
+def _results_root() -> Path | None:
+    """``$SHOTFLOW_RESULTS_ROOT`` as an absolute path, or None when it is not set."""
+    root = os.environ.get(RESULTS_ROOT_ENV)
+    return Path(os.path.abspath(root)) if root else None
 
 
 def _build_compilers(spec: SequenceSpec, runtime: SequenceRuntime) -> dict[str, DeviceCompiler]:
