@@ -5,6 +5,7 @@ Every method blocks; the writer calls them from its worker thread, one call at a
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,6 +68,8 @@ class StoreArrays:
         """The group attributes, decoded; this writer is the only one that changes them."""
         self.parameters: list[str] = list(str(self.attrs.get("coordinates", "")).split())
         self._last_attrs = 0.0
+        self._identity = _folder_identity(path)
+        """(device, inode) of the store folder when opened: a folder deleted or replaced since is noticed."""
         for name, array in group.arrays():
             self.arrays[name] = array
             if array.ndim == 1 and name != SHOT:
@@ -155,9 +158,23 @@ class StoreArrays:
     # writing
 
     def write_batch(self, records: Sequence[ShotRecord]) -> None:
-        """Write records durably: every data chunk, then the 1-D chunks, then the status marks."""
+        """Write records durably: every data chunk, then the 1-D chunks, then the status marks.
+
+        Raises StoreError naming the store, the shots and the system's reason (``No space left
+        on device (ENOSPC)``, ``File too large (EFBIG)``, ...) when the disk refuses a write, or
+        when the store folder was deleted or replaced (:meth:`check_same_folder`).
+        """
         if not records:
             return
+        self.check_same_folder()
+        try:
+            self._write_batch(records)
+        except OSError as exc:
+            shots = sorted(r.index for r in records)
+            span = f"shot {shots[0]}" if len(shots) == 1 else f"shots {shots[0]}..{shots[-1]}"
+            raise StoreError(f"store {self.path}: writing {span} failed: {describe_os_error(exc)}") from exc
+
+    def _write_batch(self, records: Sequence[ShotRecord]) -> None:
         self._grow_to(max(r.index for r in records) + 1)
         writes: list[Write] = []
         for record in records:
@@ -278,6 +295,19 @@ class StoreArrays:
         resize_all(self.arrays.values(), length)
         self.update_attrs({})
 
+    def check_same_folder(self) -> None:
+        """Raise StoreError if the store folder is gone or is not the one opened (deleted, moved,
+        replaced): zarr would silently recreate folders on the next write."""
+        try:
+            now = _folder_identity(self.path)
+        except OSError as exc:
+            raise StoreError(f"store {self.path} was deleted while the run wrote it ({exc.strerror})") from exc
+        if now != self._identity or not (self.path / "zarr.json").is_file():
+            raise StoreError(
+                f"store {self.path} was replaced while the run wrote it (not the folder it opened); "
+                "nothing more is written there"
+            )
+
     # attributes and the end
 
     def completed_count(self) -> int:
@@ -319,6 +349,7 @@ class StoreArrays:
         state, if trimming or consolidating failed; the attribute write's own error (the state
         could not be recorded) otherwise.
         """
+        self.check_same_folder()  # recording the end in a recreated folder would fake a store
         problem: Exception | None = None
         try:
             self._trim()
@@ -339,6 +370,18 @@ class StoreArrays:
             problem = problem or exc
         if problem is not None:
             raise StoreError(f"store {self.path} recorded {state} but could not be finalized: {problem}") from problem
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No space left on device (ENOSPC)``: the system's text and the errno's name."""
+    name = errno.errorcode.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{text} ({name})" if name else text
+
+
+def _folder_identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
 
 
 def _writer_attrs(writer: WriterIdentity) -> dict[str, Any]:
