@@ -14,7 +14,7 @@ import numpy as np
 
 from tasks.records import SequenceState, ShotRecord, ShotStatus, decide_outcome, first_error
 
-from ._arrays import StoreArrays
+from ._arrays import StoreArrays, describe_os_error
 from ._errors import StoreBackpressure, StoreError
 from ._opening import checked_axes, open_store
 from ._schema import RecordSchema
@@ -259,7 +259,10 @@ class ShotStoreWriter:
     def _write(self, records: list[ShotRecord], states: list[dict[str, Any]]) -> None:
         """In the worker thread: the shots, then the states recorded since the last batch."""
         self._arrays.write_batch(records)
-        self._arrays.record_states(states)
+        try:
+            self._arrays.record_states(states)
+        except OSError as exc:
+            raise StoreError(f"store {self.path}: recording the run's state failed: {describe_os_error(exc)}") from exc
 
     def _mark_written(self, batch: list[ShotRecord]) -> None:
         for record in batch:
@@ -329,6 +332,10 @@ class ShotStoreWriter:
             self._arrays.finalize(state, error, states)
         except StoreError:
             raise
+        except OSError as exc:
+            raise StoreError(
+                f"could not record the final state {state} of store {self.path}: {describe_os_error(exc)}"
+            ) from exc
         except Exception as exc:
             raise StoreError(f"could not record the final state {state} of store {self.path}: {exc}") from exc
         return state
