@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flows.run import Progress as RunProgress
 from flows.run import progress_listener
+from flows.run._prepare import check_resume
 from flows.sequence import SequenceSpec, load_spec
 from tasks.store import StoreQueryError, describe_store, plot_store, read_store_spec, store_state
 
@@ -240,7 +241,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 @command("resume", "continue an interrupted or crashed sequence in its own store", _store_argument)
 def _cmd_resume(args: argparse.Namespace) -> int:
-    spec = SequenceSpec.model_validate_json(read_store_spec(args.store))
+    spec = load_spec(read_store_spec(args.store))  # validated like any spec: SpecError, exit 2
+    check_resume(spec, args.store)  # and consistent with the stored shots, before any server
     return _run(spec, args.store, resume=True)
 
 

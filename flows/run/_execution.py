@@ -20,7 +20,7 @@ from tasks.store import ShotStoreWriter
 
 from ._cleanup import Cleanup
 from ._interrupts import Interrupt
-from ._prepare import Plan
+from ._prepare import Plan, check_resume
 from ._progress import ProgressReporter, RunStatus
 from ._summary import SequenceResult, publish_summary
 
@@ -62,6 +62,8 @@ async def execute(
     """
     spec = plan.spec
     lifecycle.move(SequenceState.INITIALIZING)
+    if resume:  # the spec must still describe the shots the store holds (an edited spec attribute)
+        await anyio.to_thread.run_sync(check_resume, spec, plan.store, plan.calibrated)
     async with ShotStoreWriter.open(
         plan.store,
         spec_json=spec.model_dump_json(),
