@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from flows.run import Progress as RunProgress
-from flows.run import progress_listener
+from flows.run import SequenceResult, progress_listener
 from flows.run._prepare import check_resume
 from flows.sequence import SequenceSpec, load_spec
 from tasks.store import StoreQueryError, describe_store, plot_store, read_store_spec, store_state
@@ -159,6 +160,13 @@ def _report_from_store(watch: _Watch) -> int:
     return _exit_code_of(state)
 
 
+def _hold_late_interrupts() -> None:
+    """The run is over: ignore SIGINT so a Ctrl-C burst that outlasts it cannot kill the process
+    while it reports and exits (Python's teardown resets a Python-level handler to the default
+    action, which kills; an ignored signal stays ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
     console = Console(stderr=True)
     _quiet_prefect(live_bar=console.is_terminal)
@@ -198,6 +206,7 @@ def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
                     api_url,
                     lambda: _leave(_report_from_store(watch)),
                 )
+    _hold_late_interrupts()
     if state is None:
         return _report_from_store(watch)
     if state.is_completed():
@@ -209,11 +218,27 @@ def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
         _err.print(f"[bold yellow]sequence interrupted:[/] {message}")
         return EXIT_INTERRUPTED
     try:
-        state.result()
+        data = state.result(raise_on_failure=False)
     except BaseException as exc:  # noqa: BLE001 - the flow's own error carries the precise message
-        message = str(exc) or message
+        data = exc
+    if isinstance(data, SequenceResult):  # a failed state that holds the run's result, not an error
+        return _report_result(data, message)
+    if isinstance(data, BaseException):
+        message = str(data) or message
     _err.print(f"[bold red]sequence {state.name.lower()}:[/] {message}")
     return EXIT_FAILED
+
+
+def _report_result(result: SequenceResult, message: str) -> int:
+    """Report a run from its SequenceResult (e.g. Prefect marked an interrupted run failed)."""
+    if result.state == "interrupted":
+        _err.print(
+            f"[bold yellow]sequence interrupted:[/] {result.completed_shots} shots kept in {result.store} ({message})"
+        )
+        return EXIT_INTERRUPTED
+    error = result.error["message"] if result.error else message
+    _err.print(f"[bold red]sequence {result.state}:[/] {error} (store: {result.store})")
+    return _exit_code_of(result.state)
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
