@@ -13,10 +13,10 @@ import anyio
 
 from .._configuration import DeviceConfiguration
 from .._device import Device, DeviceCompiler, DeviceController
-from .._errors import DeviceError, DeviceTimeoutError, ShotCompilationError
+from .._errors import DeviceConfigurationError, DeviceError, DeviceTimeoutError, ShotCompilationError
 from .._shot import SequenceContext, Shot
 from .._shot_context import ShotContext
-from ._faults import SimFaults, write_journal
+from ._faults import SimFaults, check_journal, write_journal
 
 __all__ = ["SimCompiler", "SimConfiguration", "SimController", "SimDevice", "lane_names"]
 
@@ -35,10 +35,19 @@ def lane_names(sequence: SequenceContext) -> Collection[str] | None:
     return None if names is None else frozenset(names)
 
 
+def _check_journal(name: str, faults: SimFaults) -> None:
+    try:
+        check_journal(faults.journal)
+    except ValueError as exc:
+        raise DeviceConfigurationError(name, str(exc)) from None
+
+
 class SimDevice(Device):
     """A simulated connection: journals enter/exit, injects enter/exit faults, counts faulty attempts."""
 
     def __init__(self, *, name: str, faults: SimFaults) -> None:
+        """Raises DeviceConfigurationError if ``faults.journal`` lies outside the results folder."""
+        _check_journal(name, faults)
         self.name = name
         self.faults = faults
         self.attempts = 0
@@ -72,6 +81,12 @@ class SimCompiler(DeviceCompiler, abc.ABC):
     """Journals compilations and injects ``fail_compile_shot``; subclasses implement :meth:`compile_shot`."""
 
     config: SimConfiguration
+
+    def __init__(self, name: str, config: DeviceConfiguration, sequence: SequenceContext) -> None:
+        """Raises DeviceConfigurationError if ``faults.journal`` lies outside the results folder
+        (checked when a run builds its compilers, before any instrument is entered)."""
+        super().__init__(name, config, sequence)
+        _check_journal(name, self.config.faults)
 
     def compile_initialization_parameters(self) -> Mapping[str, Any]:
         return {"name": self.name, "faults": self.config.faults}

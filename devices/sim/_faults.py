@@ -9,7 +9,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["JournalEvent", "SimFaults", "write_journal"]
+__all__ = ["RESULTS_ROOT_ENV", "JournalEvent", "SimFaults", "check_journal", "write_journal"]
+
+RESULTS_ROOT_ENV = "SHOTFLOW_RESULTS_ROOT"
+"""When this variable is set (deployments, API runs), a journal must resolve inside that folder.
+The same name as ``flows.run.RESULTS_ROOT_ENV``: ``devices`` cannot import ``flows``."""
 
 JournalEvent = Literal["enter", "exit", "run_start", "run_end", "run_cancelled", "run_failed", "compile", "held"]
 
@@ -47,14 +51,32 @@ class SimFaults(BaseModel):
     """Path of a JSON-lines file receiving lifecycle events (for tests in other processes)."""
 
 
+def check_journal(path: str | None) -> None:
+    """Raise ValueError if the journal ``path`` resolves (symbolic links followed) outside the
+    folder named by ``$SHOTFLOW_RESULTS_ROOT``; any path is accepted when it is not set."""
+    root = os.environ.get(RESULTS_ROOT_ENV)
+    if path is None or not root:
+        return
+    resolved, inside = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([resolved, inside]) != inside:
+        raise ValueError(f"faults.journal {path!r} resolves to {resolved}, outside the results folder {inside}")
+
+
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+
+
 def write_journal(path: str | None, device: str, event: JournalEvent, shot: int | None = None) -> None:
     """Append one event line to the journal at ``path`` (no-op when ``path`` is None).
 
     The file is opened in append mode for each line (a tiny synchronous write),
-    so several processes can share it.
+    so several processes can share it. The path is checked again (:func:`check_journal`)
+    and opened without following a final symbolic link, so a link swapped in since the
+    device was built cannot redirect the write. Raises ValueError or OSError then.
     """
     if path is None:
         return
+    check_journal(path)
     line = json.dumps({"device": device, "event": event, "shot": shot, "pid": os.getpid(), "time": time.time()})
-    with open(path, "a", encoding="utf-8") as f:
+    fd = os.open(path, _APPEND, 0o644)
+    with open(fd, "a", encoding="utf-8") as f:
         f.write(line + "\n")

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from flows.run import Progress as RunProgress
-from flows.run import progress_listener
+from flows.run import SequenceResult, check_resume, progress_listener
 from flows.sequence import SequenceSpec, load_spec
 from tasks.store import read_store_spec, store_state
 
@@ -161,6 +162,13 @@ def _report_from_store(watch: _Watch) -> int:
     return _exit_code_of(state)
 
 
+def _hold_late_interrupts() -> None:
+    """The run is over: ignore SIGINT so a Ctrl-C burst that outlasts it cannot kill the process
+    while it reports and exits (Python's teardown resets a Python-level handler to the default
+    action, which kills; an ignored signal stays ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
     console = Console(stderr=True)
     _quiet_prefect(live_bar=console.is_terminal)
@@ -200,6 +208,7 @@ def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
                     api_url,
                     lambda: _leave(_report_from_store(watch)),
                 )
+    _hold_late_interrupts()
     if state is None:
         return _report_from_store(watch)
     if state.is_completed():
@@ -211,11 +220,27 @@ def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
         _err.print(f"[bold yellow]sequence interrupted:[/] {message}")
         return EXIT_INTERRUPTED
     try:
-        state.result()
+        data = state.result(raise_on_failure=False)
     except BaseException as exc:  # noqa: BLE001 - the flow's own error carries the precise message
-        message = str(exc) or message
+        data = exc
+    if isinstance(data, SequenceResult):  # a failed state that holds the run's result, not an error
+        return _report_result(data, message)
+    if isinstance(data, BaseException):
+        message = str(data) or message
     _err.print(f"[bold red]sequence {state.name.lower()}:[/] {message}")
     return EXIT_FAILED
+
+
+def _report_result(result: SequenceResult, message: str) -> int:
+    """Report a run from its SequenceResult (e.g. Prefect marked an interrupted run failed)."""
+    if result.state == "interrupted":
+        _err.print(
+            f"[bold yellow]sequence interrupted:[/] {result.completed_shots} shots kept in {result.store} ({message})"
+        )
+        return EXIT_INTERRUPTED
+    error = result.error["message"] if result.error else message
+    _err.print(f"[bold red]sequence {result.state}:[/] {error} (store: {result.store})")
+    return _exit_code_of(result.state)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -225,5 +250,6 @@ def run_command(args: argparse.Namespace) -> int:
 
 def resume_command(args: argparse.Namespace) -> int:
     """``shotflow resume STORE``: the spec recorded in the store, continued in it."""
-    spec = SequenceSpec.model_validate_json(read_store_spec(args.store))
+    spec = load_spec(read_store_spec(args.store))  # validated like any spec: SpecError, exit 2
+    check_resume(spec, args.store)  # and consistent with the stored shots, before any server
     return _run(spec, args.store, resume=True)

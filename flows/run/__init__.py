@@ -2,6 +2,7 @@
 
 from ._calibrated import load_calibrated, store_calibrated
 from ._flow import run_sequence
+from ._prepare import check_resume
 from ._progress import Progress, progress_listener
 from ._store_path import resolve_store_path
 from ._summary import SequenceResult
@@ -9,6 +10,7 @@ from ._summary import SequenceResult
 __all__ = [
     "Progress",
     "SequenceResult",
+    "check_resume",
     "load_calibrated",
     "progress_listener",
     "resolve_store_path",

@@ -20,7 +20,7 @@ from tasks.store import ShotStoreWriter
 
 from ._cleanup import Cleanup
 from ._interrupts import Interrupt
-from ._prepare import Plan
+from ._prepare import Plan, check_resume
 from ._progress import ProgressReporter, RunStatus
 from ._summary import SequenceResult, publish_summary
 
@@ -62,6 +62,8 @@ async def execute(
     """
     spec = plan.spec
     lifecycle.move(SequenceState.INITIALIZING)
+    if resume:  # the spec must still describe the shots the store holds (an edited spec attribute)
+        await anyio.to_thread.run_sync(check_resume, spec, plan.store, plan.calibrated)
     async with ShotStoreWriter.open(
         plan.store,
         spec_json=spec.model_dump_json(),
@@ -69,6 +71,7 @@ async def execute(
         parameter_units=parameter_units(spec, calibrated=plan.calibrated),
         axes=plan_sequence(spec, calibrated=plan.calibrated).axes_record(),
         resume=resume,
+        confine_to=plan.results_root,  # checked again once the store's lock is held
     ) as writer:
         # the store's history records every transition from here on (finish() records the final one)
         writer.record_state(lifecycle.state)

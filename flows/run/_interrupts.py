@@ -109,3 +109,13 @@ async def _watch_signals(interrupt: Interrupt) -> None:
         # Ignore it until the run returns: Prefect's flow engine restores its handler then.
         if hasattr(signal, "SIGTERM"):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Closing it also gives SIGINT back to Python's handler: a burst of Ctrl-C outlasting
+        # the watcher raised KeyboardInterrupt in the run's last steps (its Prefect state, the
+        # CLI's report). Once an interrupt was requested, further ones are only recorded.
+        if interrupt.reason is not None:
+            signal.signal(signal.SIGINT, _record_late_interrupt)
+
+
+def _record_late_interrupt(signum: int, frame: object) -> None:
+    """SIGINT after the run was interrupted: it already stops, so the request is only logged."""
+    logger.info("%s ignored: the run is already interrupted and recording its end", signal.Signals(signum).name)

@@ -35,8 +35,10 @@ def resolve_store_path(
     ``<storage.root>/<name>/<UTC timestamp>.zarr`` (a suffix ``-1``, ``-2``...
     avoids an existing folder). A relative ``storage.root`` is relative to
     ``results_root`` when given, else to the working directory. With
-    ``results_root`` (API and deployment runs) the result must stay inside it:
-    otherwise raises :class:`SpecError` naming ``storage.root`` (or ``store``).
+    ``results_root`` (API and deployment runs) the result must stay inside it,
+    every symbolic link followed (the folder actually written, not only the base):
+    otherwise raises :class:`SpecError` naming ``storage.root`` (or ``store``). The
+    store checks it again when it opens the folder (after the locks are taken).
     """
     root_dir = Path(os.path.abspath(results_root)) if results_root is not None else None
     if store is not None:
@@ -55,4 +57,9 @@ def resolve_store_path(
     while path.exists():
         suffix += 1
         path = folder / f"{stamp}-{suffix}.zarr"
+    if root_dir is not None and not _inside(path, root_dir):  # e.g. <root>/<storage.root>/<name> is a link
+        raise SpecError(
+            f"storage.root: {spec.storage.root!r}: the store folder {path} resolves outside "
+            f"the results folder {root_dir}"
+        )
     return path

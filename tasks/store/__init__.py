@@ -10,7 +10,7 @@ from ._errors import (
     StoreSpecMismatchError,
 )
 from ._quantity_text import format_quantity
-from ._reader import open_sequence, read_store_spec, store_state
+from ._reader import load_values, open_sequence, read_store_spec, store_state
 from ._show import describe_store, plot_store
 from ._writer import ShotStoreWriter
 
@@ -25,6 +25,7 @@ __all__ = [
     "StoreSpecMismatchError",
     "describe_store",
     "format_quantity",
+    "load_values",
     "open_sequence",
     "plot_store",
     "read_store_spec",

@@ -5,6 +5,7 @@ Every method blocks; the writer calls them from its worker thread, one call at a
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,10 +56,11 @@ class StoreArrays:
     one worker thread at a time.
     """
 
-    def __init__(self, path: Path, group: zarr.Group, *, known_count: bool) -> None:
+    def __init__(self, path: Path, group: zarr.Group, *, expected_shots: int | None) -> None:
         self.path = path
         self.group = group
-        self.known_count = known_count
+        self.expected_shots = expected_shots
+        """The planned shot count (None: unknown); the arrays never grow past it."""
         self.capacity = int(group[STATUS].shape[0])
         self.arrays: dict[str, zarr.Array] = {}
         self.series: dict[str, np.ndarray] = {}
@@ -66,6 +68,8 @@ class StoreArrays:
         """The group attributes, decoded; this writer is the only one that changes them."""
         self.parameters: list[str] = list(str(self.attrs.get("coordinates", "")).split())
         self._last_attrs = 0.0
+        self._identity = _folder_identity(path)
+        """(device, inode) of the store folder when opened: a folder deleted or replaced since is noticed."""
         for name, array in group.arrays():
             self.arrays[name] = array
             if array.ndim == 1 and name != SHOT:
@@ -84,7 +88,11 @@ class StoreArrays:
         axes: list[dict[str, Any]] | None,
         writer: WriterIdentity,
     ) -> StoreArrays:
-        """Create the group (``path`` exists and holds only the lock) with its fixed arrays, ``running``."""
+        """Create the group (``path`` exists and holds only the lock) with its fixed arrays, ``running``.
+
+        The arrays start with one block (``GROW_BLOCK`` shots, fewer if fewer are expected) and
+        grow as shots arrive, so creating a store costs the same for 10 or 10**9 expected shots.
+        """
         now = now_iso()
         attrs = {
             "format_version": FORMAT_VERSION,
@@ -101,7 +109,7 @@ class StoreArrays:
             **_writer_attrs(writer),
         }
         group = zarr.open_group(str(path), mode="a", zarr_format=3, attributes=encode_attrs(attrs))
-        capacity = expected_shots if expected_shots is not None else GROW_BLOCK
+        capacity = GROW_BLOCK if expected_shots is None else min(expected_shots, GROW_BLOCK)
         series = {
             STATUS: ("uint8", STATUS_ATTRS),
             START_TIME: ("float64", {"long_name": "shot start time", **TIME_ATTRS}),
@@ -113,7 +121,7 @@ class StoreArrays:
         shot = _create_series(group, SHOT, capacity, np.dtype("int64"), {"long_name": "shot index"})
         if capacity:
             shot[:] = np.arange(capacity)
-        return cls(path, group, known_count=expected_shots is not None)
+        return cls(path, group, expected_shots=expected_shots)
 
     @classmethod
     def reopen(
@@ -130,14 +138,11 @@ class StoreArrays:
         history goes on; ``axes`` are kept (a store without axes gets the ones given).
         """
         group = zarr.open_group(str(path), mode="r+", zarr_format=3, use_consolidated=False)
-        arrays = cls(path, group, known_count=expected_shots is not None)
+        arrays = cls(path, group, expected_shots=expected_shots)
         shapes = {a.shape[0] for a in arrays.arrays.values()}
-        target = max([*shapes, expected_shots or 0])
-        if (
-            len(shapes) > 1 or target != arrays.capacity
-        ):  # a killed resize, or a longer scan: repaired while the consolidated metadata stands
+        if len(shapes) > 1:  # a killed resize: repaired while the consolidated metadata stands
             arrays.capacity = 0
-            arrays._grow_to(target, exact=True)
+            arrays._grow_to(max(shapes), exact=True)
         arrays.update_attrs(
             {
                 "format_version": FORMAT_VERSION,
@@ -153,9 +158,23 @@ class StoreArrays:
     # writing
 
     def write_batch(self, records: Sequence[ShotRecord]) -> None:
-        """Write records durably: every data chunk, then the 1-D chunks, then the status marks."""
+        """Write records durably: every data chunk, then the 1-D chunks, then the status marks.
+
+        Raises StoreError naming the store, the shots and the system's reason (``No space left
+        on device (ENOSPC)``, ``File too large (EFBIG)``, ...) when the disk refuses a write, or
+        when the store folder was deleted or replaced (:meth:`check_same_folder`).
+        """
         if not records:
             return
+        self.check_same_folder()
+        try:
+            self._write_batch(records)
+        except OSError as exc:
+            shots = sorted(r.index for r in records)
+            span = f"shot {shots[0]}" if len(shots) == 1 else f"shots {shots[0]}..{shots[-1]}"
+            raise StoreError(f"store {self.path}: writing {span} failed: {describe_os_error(exc)}") from exc
+
+    def _write_batch(self, records: Sequence[ShotRecord]) -> None:
         self._grow_to(max(r.index for r in records) + 1)
         writes: list[Write] = []
         for record in records:
@@ -231,9 +250,15 @@ class StoreArrays:
         return self.series[name]
 
     def _grow_to(self, needed: int, *, exact: bool = False) -> None:
+        """Give the arrays and mirrors room for ``needed`` shots: whole blocks, at least a quarter
+        more than now (amortised O(1) per shot), never past the expected count."""
         if needed <= self.capacity:
             return
-        new = needed if exact else _round_up(needed, GROW_BLOCK)
+        new = needed
+        if not exact:
+            new = _round_up(max(needed, self.capacity + self.capacity // 4), GROW_BLOCK)
+            if self.expected_shots is not None:
+                new = max(needed, min(new, self.expected_shots))
         old = min(a.shape[0] for a in self.arrays.values())
         self._resize(new)
         for name, mirror in self.series.items():
@@ -270,6 +295,19 @@ class StoreArrays:
         resize_all(self.arrays.values(), length)
         self.update_attrs({})
 
+    def check_same_folder(self) -> None:
+        """Raise StoreError if the store folder is gone or is not the one opened (deleted, moved,
+        replaced): zarr would silently recreate folders on the next write."""
+        try:
+            now = _folder_identity(self.path)
+        except OSError as exc:
+            raise StoreError(f"store {self.path} was deleted while the run wrote it ({exc.strerror})") from exc
+        if now != self._identity or not (self.path / "zarr.json").is_file():
+            raise StoreError(
+                f"store {self.path} was replaced while the run wrote it (not the folder it opened); "
+                "nothing more is written there"
+            )
+
     # attributes and the end
 
     def completed_count(self) -> int:
@@ -302,18 +340,21 @@ class StoreArrays:
         error: Mapping[str, Any] | None,
         history: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Record ``history`` then the final state; trim (unknown count), remove temp files, consolidate.
+        """Record ``history`` then the final state; trim, remove temp files, consolidate.
+
+        Trimming cuts the arrays after the last written shot (the rest were only pending);
+        ``expected_shots`` keeps the planned count.
 
         The state is recorded even if trimming fails. Raises StoreError, after recording the
         state, if trimming or consolidating failed; the attribute write's own error (the state
         could not be recorded) otherwise.
         """
+        self.check_same_folder()  # recording the end in a recreated folder would fake a store
         problem: Exception | None = None
-        if not self.known_count:
-            try:
-                self._trim()
-            except Exception as exc:  # noqa: BLE001 - the final state is recorded first, then reported
-                problem = exc
+        try:
+            self._trim()
+        except Exception as exc:  # noqa: BLE001 - the final state is recorded first, then reported
+            problem = exc
         self.update_attrs(
             {
                 "state": str(state),
@@ -329,6 +370,18 @@ class StoreArrays:
             problem = problem or exc
         if problem is not None:
             raise StoreError(f"store {self.path} recorded {state} but could not be finalized: {problem}") from problem
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No space left on device (ENOSPC)``: the system's text and the errno's name."""
+    name = errno.errorcode.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{text} ({name})" if name else text
+
+
+def _folder_identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
 
 
 def _writer_attrs(writer: WriterIdentity) -> dict[str, Any]:

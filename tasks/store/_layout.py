@@ -59,7 +59,8 @@ ATTEMPTS = "attempts"
 RESERVED_NAMES = frozenset({SHOT, STATUS, START_TIME, END_TIME, ATTEMPTS})
 
 GROW_BLOCK = 1024
-"""Shots added at a time when the shot count is unknown (and the initial capacity)."""
+"""The arrays' initial length and growth unit: they grow in whole blocks as shots arrive (by at
+least a quarter each time), whatever the expected count, and are trimmed when the run ends."""
 SERIES_CHUNK = 1024
 """Chunk length of the per-shot 1-D arrays (status, parameters, times, scalar data)."""
 PARTIAL_SUFFIX = ".partial"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ._arrays import StoreArrays
 from ._attrs import decode_attrs
-from ._errors import StoreExistsError, StoreSpecMismatchError
+from ._errors import StoreError, StoreExistsError, StoreSpecMismatchError
 from ._layout import read_root_attrs, remove_partial_files
 from ._lock import WriterLock, acquire_writer_lock, is_unborn_store
 
@@ -64,6 +65,35 @@ def _check_resumable(path: Path, spec_json: str, axes: list[dict[str, Any]] | No
         )
 
 
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
+
+
+def check_confined(path: Path, root: Path | None) -> None:
+    """Raise StoreError unless the store folder ``path`` resolves inside ``root`` (symbolic links
+    followed) and holds no symbolic link that resolves outside it; nothing to check for None.
+
+    Called right before the folder is created and again once the writer lock is held, so a
+    link swapped in meanwhile (e.g. while the run waited for its devices) is caught.
+    """
+    if root is None:
+        return
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if not _inside(real, real_root):
+        raise StoreError(f"store {path} resolves to {real}, outside the results folder {real_root}")
+    if not os.path.isdir(path):
+        return
+    for folder, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            entry = os.path.join(folder, name)
+            if os.path.islink(entry) and not _inside(os.path.realpath(entry), real_root):
+                raise StoreError(
+                    f"store {path} holds a symbolic link {entry} to {os.path.realpath(entry)}, "
+                    f"outside the results folder {real_root}"
+                )
+
+
 def open_store(
     path: Path,
     *,
@@ -72,12 +102,15 @@ def open_store(
     parameter_units: Mapping[str, str],
     axes: list[dict[str, Any]] | None,
     resume: bool,
+    confine_to: Path | None = None,
 ) -> tuple[WriterLock, StoreArrays]:
     """Blocking part of :meth:`ShotStoreWriter.open`: lock, then create or reopen (see there for what raises)."""
+    check_confined(path, confine_to)
     if resume:
         read_root_attrs(path)  # raises StoreError if there is no store to resume
         lock = acquire_writer_lock(path)
         try:
+            check_confined(path, confine_to)
             _check_resumable(path, spec_json, axes)
             remove_partial_files(path)
             return lock, StoreArrays.reopen(path, expected_shots=expected_shots, axes=axes, writer=lock.holder)
@@ -94,6 +127,7 @@ def open_store(
         logger.warning("%s holds only the lock of a run killed before its store was written: reusing it", path)
     lock = acquire_writer_lock(path)
     try:
+        check_confined(path, confine_to)
         arrays = StoreArrays.create(
             path,
             spec_json=spec_json,

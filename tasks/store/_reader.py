@@ -25,7 +25,7 @@ from ._states import in_progress
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["open_sequence", "read_store_spec", "store_state"]
+__all__ = ["load_values", "open_sequence", "read_store_spec", "store_state"]
 
 OPEN_RETRIES = 4
 """A live store can be caught mid-resize (arrays of different lengths); retry that many times."""
@@ -64,6 +64,32 @@ class _CommonLengthStore(WrapperStore[LocalStore]):
             meta["shape"][0] = self._length
             return prototype.buffer.from_bytes(json.dumps(meta).encode())
         return buffer
+
+
+def load_values(path: str | Path, ds: xr.Dataset, name: str) -> np.ndarray:
+    """The values of variable ``name`` of ``ds`` (opened from the store at ``path``), loaded.
+
+    Raises StoreError naming the store and the array when a chunk cannot be read or decoded
+    (a truncated or corrupted file: "Zstd decompression error", "Blosc...", a short read).
+    """
+    try:
+        return np.asarray(ds[name].values)
+    except StoreError:
+        raise
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:  # what zarr's codecs and readers raise
+        raise StoreError(
+            f"store {path}: array {name!r} cannot be read ({type(exc).__name__}: {exc}); "
+            "a chunk file is damaged (truncated or overwritten)"
+        ) from exc
+
+
+def _damaged(path: Path, exc: BaseException) -> StoreError:
+    """A StoreError for a store xarray cannot decode; xarray's notes name the variable."""
+    notes = " ".join(str(n).splitlines()[0] for n in getattr(exc, "__notes__", []))
+    return StoreError(
+        f"cannot open store {path}: {type(exc).__name__}: {exc}{' (' + notes + ')' if notes else ''}; "
+        "is a file of the store damaged (truncated or overwritten)?"
+    )
 
 
 def read_store_spec(path: str | Path) -> str:
@@ -116,7 +142,8 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
 
     Works while the store is being written (reads the live, non-consolidated metadata) and
     after a crash. With ``completed_only`` (default) only shots whose status is completed are
-    returned. The attributes are the store's as stored, netCDF-safe (``error`` and
+    returned; the data are read lazily (load them with :func:`load_values` to get a StoreError
+    naming the array when a chunk is damaged). The attributes are the store's as stored, netCDF-safe (``error`` and
     ``parameter_units`` as JSON text; :func:`store_state` decodes them), so ``to_netcdf``
     keeps them. Raises StoreError if ``path`` is not a readable store, or holds only its
     group metadata (its writer is creating the arrays, or was killed doing so).
@@ -138,16 +165,18 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
                 consolidated = False  # resumed since it was consolidated: read live metadata
                 continue
             if "conflicting sizes" not in str(exc):
-                raise StoreError(f"cannot open store {path}: {exc}") from exc
+                raise _damaged(path, exc) from exc
             if attempt == OPEN_RETRIES - 1:  # a writer killed while resizing: read a common length
                 ds = xr.open_zarr(_CommonLengthStore.over(path), consolidated=False, zarr_format=3)
                 break
             time.sleep(RETRY_DELAY_S)
+        except (RuntimeError, OSError, TypeError) as exc:  # a codec's error decoding a coordinate or time
+            raise _damaged(path, exc) from exc
     if STATUS not in ds.variables:
         raise StoreError(
             f"store {path} has no shot arrays yet: its writer is creating them, or was stopped while doing so"
         )
     if completed_only:
-        completed = np.flatnonzero(ds[STATUS].values == ShotStatus.COMPLETED)
+        completed = np.flatnonzero(load_values(path, ds, STATUS) == ShotStatus.COMPLETED)
         ds = ds.isel(shot=completed)
     return ds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from tasks.records import SequenceState, ShotStatus
 from ._errors import StoreError, StoreQueryError
 from ._layout import RESERVED_NAMES, SHOT, read_root_attrs
 from ._quantity_text import compact_unit, format_quantity
-from ._reader import open_sequence, store_state
+from ._reader import load_values, open_sequence, store_state
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -69,7 +70,7 @@ def describe_store(path: str | Path) -> str:
     path = Path(path)
     attrs = store_state(path)
     everything = open_sequence(path, completed_only=False)
-    status = everything["status"].values
+    status = load_values(path, everything, "status")
     ds = everything.isel(shot=np.flatnonzero(status == ShotStatus.COMPLETED))
     state = str(attrs["state"])
     explanation = _STATE_EXPLANATIONS.get(state, _IN_PROGRESS).format(
@@ -95,7 +96,7 @@ def describe_store(path: str | Path) -> str:
     lines.append(f"parameters (over {ds.sizes[SHOT]} completed shots)" if parameters else "parameters  none")
     for name in parameters:
         unit = str(ds[name].attrs.get("units", ""))
-        lines.append(f"  {name:<{width}}  {_span(ds[name].values, unit)}")
+        lines.append(f"  {name:<{width}}  {_span(load_values(path, ds, name), unit)}")
     lines.append("data variables" if variables else "data variables  none")
     for name in variables:
         var = ds[name]
@@ -104,11 +105,11 @@ def describe_store(path: str | Path) -> str:
     return "\n".join(lines)
 
 
-def _default_axis(ds: xr.Dataset, parameters: list[str]) -> str:
+def _default_axis(path: Path, ds: xr.Dataset, parameters: list[str]) -> str:
     """The scan parameter when the completed shots scan one: the first parameter that varies,
     provided every other varying one takes a single value for each of its values (derived,
     e.g. ``rf_frequency = 80 MHz + detuning``). Otherwise ``shot``."""
-    columns = {name: np.nan_to_num(ds[name].values.astype("float64"), nan=np.inf) for name in parameters}
+    columns = {name: np.nan_to_num(load_values(path, ds, name).astype("float64"), nan=np.inf) for name in parameters}
     varying = [name for name, values in columns.items() if np.unique(values).size > 1]
     if not varying:
         return SHOT
@@ -149,10 +150,14 @@ def plot_store(path: str | Path, var: str, against: str | None, out: str | Path)
         )
     if ds.sizes[SHOT] == 0:
         raise StoreError(f"store {path} has no completed shot to plot")
-    against = against if against is not None else _default_axis(ds, parameters)
-    y = ds[var].astype("float64")
-    y = (y.mean(dim=[d for d in y.dims if d != SHOT]) if y.ndim > 1 else y).values
-    x, unit = compact_unit(ds[against].values.astype("float64"), str(ds[against].attrs.get("units", "")))
+    against = against if against is not None else _default_axis(path, ds, parameters)
+    values = load_values(path, ds, var).astype("float64")
+    if values.ndim > 1:  # the mean over the non-shot dims, NaN skipped (as xarray's mean)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN shot gives NaN
+            values = np.nanmean(values.reshape(values.shape[0], -1), axis=1)
+    y = values
+    x, unit = compact_unit(load_values(path, ds, against).astype("float64"), str(ds[against].attrs.get("units", "")))
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

@@ -14,7 +14,7 @@ import numpy as np
 
 from tasks.records import SequenceState, ShotRecord, ShotStatus, decide_outcome, first_error
 
-from ._arrays import StoreArrays
+from ._arrays import StoreArrays, describe_os_error
 from ._errors import StoreBackpressure, StoreError
 from ._opening import checked_axes, open_store
 from ._schema import RecordSchema
@@ -66,14 +66,17 @@ class ShotStoreWriter:
         axes: Sequence[Mapping[str, Any]] | None = None,
         max_pending: int = 32,
         resume: bool = False,
+        confine_to: str | Path | None = None,
     ) -> AsyncIterator[ShotStoreWriter]:
         """Create (or with ``resume=True`` reopen) the store at ``path``, state ``running``, and run its writer.
 
         ``axes`` (the scan's axes: name, size, unit, ... as the caller describes them) are kept
-        in the root attribute ``axes``; a resumed store keeps its own.
+        in the root attribute ``axes``; a resumed store keeps its own. With ``confine_to`` (the
+        results folder) the store folder must resolve inside it, checked before it is created
+        and again once the writer lock is held, and must hold no symbolic link leading out.
 
         Raises TypeError if ``axes`` is not a list of JSON-safe mappings, StoreError if ``path``
-        does not end in ``.zarr``, StoreExistsError if it exists and ``resume`` is false,
+        does not end in ``.zarr`` or leaves ``confine_to``, StoreExistsError if it exists and ``resume`` is false,
         StoreBusyError if another writer holds it, StoreSpecMismatchError if resuming with
         another spec or other axes. On exit without :meth:`finish` the writer records the
         verdict of :func:`tasks.records.decide_outcome` on how the body ended (and on
@@ -93,6 +96,7 @@ class ShotStoreWriter:
                 parameter_units=parameter_units,
                 axes=checked_axes(axes),
                 resume=resume,
+                confine_to=Path(confine_to) if confine_to is not None else None,
             )
         )
         logger.info("%s store %s (%s shots expected)", "resumed" if resume else "created", path, expected_shots)
@@ -255,7 +259,10 @@ class ShotStoreWriter:
     def _write(self, records: list[ShotRecord], states: list[dict[str, Any]]) -> None:
         """In the worker thread: the shots, then the states recorded since the last batch."""
         self._arrays.write_batch(records)
-        self._arrays.record_states(states)
+        try:
+            self._arrays.record_states(states)
+        except OSError as exc:
+            raise StoreError(f"store {self.path}: recording the run's state failed: {describe_os_error(exc)}") from exc
 
     def _mark_written(self, batch: list[ShotRecord]) -> None:
         for record in batch:
@@ -325,6 +332,10 @@ class ShotStoreWriter:
             self._arrays.finalize(state, error, states)
         except StoreError:
             raise
+        except OSError as exc:
+            raise StoreError(
+                f"could not record the final state {state} of store {self.path}: {describe_os_error(exc)}"
+            ) from exc
         except Exception as exc:
             raise StoreError(f"could not record the final state {state} of store {self.path}: {exc}") from exc
         return state

@@ -167,3 +167,29 @@ def test_sigterm_with_the_server_gone_still_records_the_interrupt_and_exits(
     os.killpg(proc.pid, signal.SIGTERM)
     err = _check_interrupted(proc, store, journal)
     assert "received SIGTERM" in err
+
+
+def test_a_burst_of_ctrl_c_still_records_the_interrupt_and_every_completed_shot(
+    tmp_path: Path, terminal: dict[str, str]
+) -> None:
+    """An impatient physicist: dozens of Ctrl-C, 30 ms apart, to the whole foreground group, while
+    the run cleans up. The store must still end ``interrupted`` with every completed shot."""
+    proc, store, journal = _cli_run_held(tmp_path, terminal)
+    for _ in range(600):  # until the process is gone: the burst covers the whole cleanup
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            break
+        time.sleep(0.03)  # the burst's rhythm, not a wait for the run: _check_interrupted waits on the process
+    _check_interrupted(proc, store, journal)
+    assert store_state(store)["completed_shots"] == 2
+
+
+def test_sigterm_with_the_server_up_says_interrupted(tmp_path: Path, terminal: dict[str, str]) -> None:
+    """A service manager's SIGTERM to the run alone: the CLI reports the interrupt (exit 130)."""
+    proc, store, journal = _cli_run_held(tmp_path, terminal)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = _check_interrupted(proc, store, journal)
+    assert "received SIGTERM" in err and "cannot be resolved" not in err, err

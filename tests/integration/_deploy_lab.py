@@ -118,6 +118,7 @@ def start_lab() -> Lab:
     shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
     shutil.copytree(REPO / "examples", project / "examples")
     (root / "logs").mkdir()
+    (project / "results").mkdir()  # SHOTFLOW_RESULTS_ROOT: the sims' journals live inside it too
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SHOTFLOW_"))}

@@ -140,7 +140,7 @@ def test_deployments_from_prefect_yaml(lab: Lab) -> None:
 
 
 def test_api_run_returns_at_once_and_its_result_is_readable(lab: Lab) -> None:
-    journal = lab.project / "api.jsonl"
+    journal = lab.results / "api.jsonl"
 
     async def scenario() -> tuple[Any, Any]:
         flow_run = await trigger("run-sequence/run-sequence", spec=lab_spec("api-run", journal, shots=5))
@@ -171,7 +171,7 @@ def test_plain_http_needs_the_auth_string(lab: Lab) -> None:
     )
     assert deployment.status_code == 200
     deployment_id = deployment.json()["id"]
-    journal = lab.project / "http.jsonl"
+    journal = lab.results / "http.jsonl"
     body = {"parameters": {"spec": lab_spec("http-run", journal, shots=3)}}
     assert httpx.post(f"{base}/deployments/{deployment_id}/create_flow_run", json=body, timeout=10).status_code == 401
     header = {"Authorization": "Basic " + base64.b64encode(AUTH.encode()).decode()}
@@ -190,7 +190,7 @@ def test_plain_http_needs_the_auth_string(lab: Lab) -> None:
 def test_invalid_parameters_are_rejected_by_the_server(lab: Lab) -> None:
     from prefect.exceptions import PrefectHTTPStatusError
 
-    journal = lab.project / "invalid.jsonl"
+    journal = lab.results / "invalid.jsonl"
     spec = lab_spec("invalid-run", journal)
     spec["iteration"][0]["linspace"]["num"] = "many"
     with pytest.raises(PrefectHTTPStatusError) as refused:
@@ -202,7 +202,7 @@ def test_invalid_parameters_are_rejected_by_the_server(lab: Lab) -> None:
 
 
 def test_storage_outside_the_results_root_is_refused(lab: Lab) -> None:
-    journal = lab.project / "escape.jsonl"
+    journal = lab.results / "escape.jsonl"
 
     async def scenario() -> list[Any]:
         escaping = [
@@ -226,7 +226,7 @@ def test_storage_outside_the_results_root_is_refused(lab: Lab) -> None:
 
 
 def test_hardware_lock_serialises_overlapping_deployment_runs(lab: Lab) -> None:
-    first, second = lab.project / "lock-a.jsonl", lab.project / "lock-b.jsonl"
+    first, second = lab.results / "lock-a.jsonl", lab.results / "lock-b.jsonl"
 
     async def scenario() -> list[Any]:
         runs = [
@@ -248,7 +248,7 @@ def test_hardware_lock_serialises_overlapping_deployment_runs(lab: Lab) -> None:
 
 
 def test_cancelling_a_deployment_run_interrupts_it_cleanly(lab: Lab) -> None:
-    journal = lab.project / "cancel.jsonl"
+    journal = lab.results / "cancel.jsonl"
 
     async def scenario() -> Any:
         from prefect import get_client
@@ -280,7 +280,7 @@ def test_cancelling_a_deployment_run_interrupts_it_cleanly(lab: Lab) -> None:
 def test_scheduled_calibration_updates_the_value_the_next_sequence_uses(
     lab: Lab,
 ) -> None:
-    journal = lab.project / "after-calibration.jsonl"  # (a file named calibrated.x.. would read as a reference)
+    journal = lab.results / "after-calibration.jsonl"  # (a file named calibrated.x.. would read as a reference)
 
     async def scenario() -> tuple[Any, Any, Any]:
         from prefect import get_client
