@@ -74,8 +74,10 @@ def _plan(args: argparse.Namespace) -> int:
     try:
         for line in lines:
             sys.stdout.write(line + "\n")
-    except BrokenPipeError:  # `shotflow plan big.yaml | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # `shotflow plan big.yaml | head`: the reader has what it wanted
+        # point stdout at devnull so that the flush at exit does not fail again (Python's signal docs)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 

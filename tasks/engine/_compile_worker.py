@@ -5,6 +5,7 @@ Kept free of Prefect and zarr so that worker processes start quickly.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -32,22 +33,21 @@ def compile_devices(
     return out
 
 
-INTERRUPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
-"""Signals a worker process ignores: they are meant for the run, which shuts the pool down."""
-
-
 def init_process(compilers: Mapping[str, DeviceCompiler]) -> None:
-    """Process-pool initializer: keep this process's copy of the compilers, ignore interrupts.
+    """Process-pool initializer: keep this process's copy of the compilers, out of the run's process group.
 
     A terminal's Ctrl-C and a Prefect worker's cancel (``killpg`` with SIGTERM) reach the
-    whole process group. The run handles them (shot finished, store and devices closed)
-    and then shuts the pool down; a worker killed by them instead would break the pool
-    under the run's feet, and its shutdown could wait for ever.
+    run's whole process group. They are meant for the run, which finishes its shot, closes
+    the store and the devices, and then shuts the pool down; a compile worker killed by
+    them instead breaks the pool under the run's feet. So a worker leaves the group
+    (POSIX) and ignores SIGINT (everywhere); it keeps SIGTERM's default action, with which
+    the pool stops a worker when it must. When the run dies, a worker exits with its pipe.
     """
     global _process_compilers
     _process_compilers = compilers
-    for signum in INTERRUPT_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def compile_in_process(names: tuple[str, ...], shot: Shot) -> dict[str, Mapping[str, Any]]:

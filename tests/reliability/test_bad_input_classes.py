@@ -550,6 +550,7 @@ def test_huge_numbers_through_the_command(tmp_path: Path) -> None:
     ) as process:
         assert process.stdout is not None
         first = _strict_json(process.stdout.readline())
-        process.terminate()
-        process.wait(timeout=30)
+        process.stdout.close()  # what `| head -1` does: the command stops at its next write
+        assert process.wait(timeout=120) == 0
+        assert process.stderr is not None and process.stderr.read() == ""
     assert first["index"] == 0 and 0 <= first["parameters"]["a"] <= 1
