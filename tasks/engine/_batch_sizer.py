@@ -71,7 +71,7 @@ class BatchSizer:
         return sum(self._durations) / len(self._durations) if self._durations else None
 
     def next_size(self) -> int:
-        """The size of the batch about to be formed (1 until a shot was measured)."""
+        """The size of the batch about to be formed: 1 the first time, then the rule, growing by ``growth`` at most."""
         mean = self.mean
         if mean is None:
             wanted = 1
@@ -79,7 +79,7 @@ class BatchSizer:
             wanted = self._max
         else:
             wanted = math.ceil(self._target / mean)
-        ceiling = max(1, math.floor(self._last * self._growth)) if self._last else 1
+        ceiling = math.ceil(self._last * self._growth) if self._last else 1
         size = max(1, min(wanted, self._max, ceiling))
         self._last = size
         return size
