@@ -114,7 +114,7 @@ class Execution(FrozenModel):
             "Shots per Prefect task run (one compile and one execute task run per batch). 'auto' (default): "
             "sized from the measured shot cycle so that a batch lasts at least 0.2 s, i.e. the run makes at most "
             "~10 task runs/s, what the local Prefect server records without lag: "
-            "ceil(0.2 s / mean cycle of the last 20 shots), from 1 (first batch) up to 200, at most doubling "
+            "ceil(0.2 s / mean cycle of the last 20 shots), from 1 (first batch) up to 200, at most 4x "
             "from one batch to the next. Shots of 0.1 s and more get 1 or 2 shots per task. An integer fixes "
             "the size. Results, order and where a compile error stops are the same for any size."
         ),

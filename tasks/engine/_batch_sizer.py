@@ -9,7 +9,7 @@ then queues them in memory, and drops them past 10,000 queued). The rule:
 where the mean shot cycle is measured over the last ``window`` shots (start-to-start time on
 a monotonic clock: the shot, its set-up and every overhead between shots), and a batch is at
 most ``growth`` times the previous one, so the size follows a change of shot length within a
-few batches (down at once, up by doubling). The first batch holds one shot: nothing is
+few batches (down at once, up 4x per batch at most). The first batch holds one shot: nothing is
 measured yet. Slow shots (the cold-atom cycle of 0.5 s and more) keep one task run per shot;
 zero-length shots reach ``MAX_AUTO_BATCH``.
 
@@ -50,7 +50,7 @@ class BatchSizer:
         target_interval: float = TARGET_BATCH_INTERVAL,
         *,
         max_size: int = MAX_AUTO_BATCH,
-        growth: float = 2.0,
+        growth: float = 4.0,
         window: int = 20,
     ) -> None:
         if target_interval <= 0 or max_size < 1 or growth < 1 or window < 1:

@@ -13,6 +13,15 @@ def test_the_first_batch_holds_one_shot() -> None:
     assert BatchSizer().next_size() == 1
 
 
+def test_the_default_growth_reaches_the_maximum_within_five_batches() -> None:
+    sizer = BatchSizer()
+    sizes = []
+    for _ in range(5):
+        sizer.record(0.0)
+        sizes.append(sizer.next_size())
+    assert sizes == [1, 4, 16, 64, MAX_AUTO_BATCH]
+
+
 def test_the_target_interval_keeps_the_task_run_rate_under_the_server_rate() -> None:
     # two task runs per batch (compile, execute)
     assert 2 / TARGET_BATCH_INTERVAL == pytest.approx(SERVER_TASK_RUN_RATE)
@@ -26,7 +35,7 @@ def test_slow_shots_keep_one_shot_per_task() -> None:
 
 
 def test_fast_shots_grow_by_doubling_up_to_the_rule() -> None:
-    sizer = BatchSizer(0.2, max_size=1000)
+    sizer = BatchSizer(0.2, max_size=1000, growth=2.0)
     sizes = []
     for _ in range(8):
         sizer.record(0.004)
