@@ -70,7 +70,8 @@ def lab_spec(
 
     sequencer (2 channels at 10 us), camera (16x16 ROI, one picture in the last millisecond),
     RF source (frequency follows the detuning, ``settle`` after each change). A zero duration
-    gives zero-length shots (the camera is then left out: it needs its picture step).
+    gives zero-length shots (the camera is then left out: it needs its picture step). Names
+    ``rf2``, ``rf3``... are more RF sources and ``scope`` a scope on the coil lane (10-device cases).
     """
     from flows.sequence import SequenceSpec
 
@@ -101,6 +102,16 @@ def lab_spec(
         }
     else:
         timeline = {"steps": [], "lanes": {}}
+
+    def config(device: str) -> dict[str, Any]:
+        if device in all_devices:
+            return all_devices[device]
+        if device.startswith("rf"):  # more RF sources: rf2, rf3, ...
+            return all_devices["rf"]
+        if device == "scope":
+            return {"type": "sim.scope", "samples": 50, "source_lane": "coil"}
+        raise ValueError(f"no such bench device: {device}")
+
     spec: dict[str, Any] = {
         "name": name,
         "iteration": [
@@ -115,7 +126,7 @@ def lab_spec(
             }
         ],
         "timeline": timeline,
-        "devices": {n: all_devices[n] for n in devices},
+        "devices": {n: config(n) for n in devices},
         "execution": {"lookahead": 4, "shot_timeout": "10 s", **(execution or {})},
     }
     return SequenceSpec.model_validate(spec)

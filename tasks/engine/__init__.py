@@ -3,7 +3,8 @@
 Imports neither Prefect nor zarr; the Prefect tasks in :mod:`tasks.prefect_tasks` wrap its batches.
 """
 
-from ._batches import compile_batch, run_batch
+from ._batch_sizer import MAX_AUTO_BATCH, SERVER_TASK_RUN_RATE, TARGET_BATCH_INTERVAL, BatchSizer
+from ._batches import BatchFeed, compile_batch, run_batch
 from ._compiler import ShotCompiler
 from ._devices import open_devices
 from ._errors import DeviceExitError, DeviceSetupError, ShotExecutionError
@@ -13,6 +14,11 @@ from ._retry import RetryPolicy
 from ._runner import ShotRunner
 
 __all__ = [
+    "MAX_AUTO_BATCH",
+    "SERVER_TASK_RUN_RATE",
+    "TARGET_BATCH_INTERVAL",
+    "BatchFeed",
+    "BatchSizer",
     "ENGINE_STAGES",
     "PipelineOutcome",
     "ShotSource",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 
 __all__ = ["STORE_DEFER_LIMIT", "ExecutionTurn", "ShotGate"]
@@ -36,9 +38,14 @@ class ExecutionTurn:
         """Whether the sequence is stopping (no new shot may start)."""
         return self._gate.closed
 
-    def trigger(self) -> None:
-        """Record that a shot of this turn was triggered (idempotent)."""
+    def trigger(self, shot: int | None = None) -> None:
+        """Record that a shot of this turn was triggered (idempotent; a retried shot counts once).
+
+        The gate's ``on_shot_triggered`` hears each shot index once, the first time it triggers.
+        """
         self.triggered.set()
+        if shot is not None:
+            self._gate.shot_triggered(shot)
 
     def finish(self) -> None:
         """Let the next turn start (idempotent)."""
@@ -66,11 +73,22 @@ class ShotGate:
     Admitting a turn ahead lets its Prefect task run begin (bookkeeping, HTTP)
     while the previous shot still plays, so the gap between shots is only the
     wake-up of an event. :meth:`close` discards every turn that has not started.
+    ``on_shot_triggered`` is called with each shot's index when it first triggers.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_shot_triggered: Callable[[int], None] | None = None) -> None:
         self._last: ExecutionTurn | None = None
+        self._on_shot_triggered = on_shot_triggered
+        self._last_shot: int | None = None
         self.closed = False
+
+    def shot_triggered(self, shot: int) -> None:
+        """Hear that shot ``shot`` triggered: passed on to ``on_shot_triggered`` once per shot."""
+        if self._last_shot is not None and shot <= self._last_shot:
+            return
+        self._last_shot = shot
+        if self._on_shot_triggered is not None:
+            self._on_shot_triggered(shot)
 
     def admit(self) -> ExecutionTurn:
         """The next turn in line."""

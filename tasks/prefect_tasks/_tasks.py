@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Cancelled, State
 
 from devices import Shot
-from tasks.engine import ExecutionTurn, ShotCompiler, ShotRunner, Stages, compile_batch, run_batch
+from tasks.engine import BatchFeed, ExecutionTurn, ShotCompiler, ShotRunner, Stages, compile_batch, run_batch
 from tasks.records import CompiledShot, ShotRecord
 
 from ._task_run_memory import forget_task_run_assets
@@ -20,30 +20,31 @@ __all__ = ["PREFECT_STAGES", "compile_shots", "execute_shots"]
 @task(name="compile-shots", task_run_name="compile-shot-{first}", cache_policy=NO_CACHE, persist_result=False)
 async def compile_shots(
     first: int,
-    shots: list[Shot],
+    shots: BatchFeed[Shot],
     compiler: ShotCompiler,
-    on_compiled: Callable[[list[CompiledShot]], None],
-) -> None:
-    """Prefect task: compile a batch of consecutive shots (``first`` is the first index).
+    on_compiled: Callable[[CompiledShot], Awaitable[None]],
+) -> int:
+    """Prefect task: compile a batch of consecutive shots (``first`` is the first index), as they arrive.
 
-    The compiled shots are handed to ``on_compiled``, not returned: Prefect keeps a
+    Each compiled shot is handed to ``on_compiled``, not returned: Prefect keeps a
     state for every returned object in the flow run's context until the run ends,
     which would grow memory with every batch of a long sequence (bench/engine_memory.py).
-    Raises ``ShotCompilationError`` naming the failing shot and device.
+    Returns how many shots were compiled. Raises ``ShotCompilationError`` naming
+    the failing shot and device.
     """
     forget_task_run_assets()
-    on_compiled(await compile_batch(shots, compiler))
+    return await compile_batch(shots, compiler, on_compiled)
 
 
 @task(name="execute-shots", task_run_name="execute-shot-{first}", cache_policy=NO_CACHE, persist_result=False)
 async def execute_shots(
     first: int,
-    shots: list[CompiledShot],
+    shots: BatchFeed[CompiledShot],
     turn: ExecutionTurn,
     runner: ShotRunner,
     on_record: Callable[[ShotRecord], object],
 ) -> int | State:
-    """Prefect task: run a batch of compiled shots on the devices, in order, when its turn comes.
+    """Prefect task: run a batch of compiled shots on the devices, in order, as its turn and they come.
 
     See :func:`tasks.engine.run_batch`. Returns the number of completed shots, or a
     Cancelled state when the batch was discarded before starting.
