@@ -76,7 +76,8 @@ def load_values(path: str | Path, ds: xr.Dataset, name: str) -> np.ndarray:
         return np.asarray(ds[name].values)
     except StoreError:
         raise
-    except (OSError, RuntimeError, ValueError, TypeError) as exc:  # what zarr's codecs and readers raise
+    # what zarr's codecs and readers raise; numcodecs' blosc raises SystemError on a truncated chunk
+    except (OSError, RuntimeError, SystemError, ValueError, TypeError) as exc:
         raise StoreError(
             f"store {path}: array {name!r} cannot be read ({type(exc).__name__}: {exc}); "
             "a chunk file is damaged (truncated or overwritten)"
@@ -170,7 +171,7 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
                 ds = xr.open_zarr(_CommonLengthStore.over(path), consolidated=False, zarr_format=3)
                 break
             time.sleep(RETRY_DELAY_S)
-        except (RuntimeError, OSError, TypeError) as exc:  # a codec's error decoding a coordinate or time
+        except (RuntimeError, SystemError, OSError, TypeError) as exc:  # a codec's error decoding a coordinate or time
             raise _damaged(path, exc) from exc
     if STATUS not in ds.variables:
         raise StoreError(
