@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import anyio
 import numpy as np
+import pint
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.context import FlowRunContext
@@ -97,6 +98,29 @@ def _plot_png(analysis: _Analysis, fit: LineFit | None, title: str) -> bytes:
     return buffer.getvalue()
 
 
+_RECIPROCAL = {"s": "Hz", "Hz": "s"}
+"""The unit of a rate fitted on a scan in the key's unit (a Rabi frequency on a duration scan)."""
+
+
+def _parameter_unit(parameter: str, scan_unit: str) -> str:
+    """The unit of a fit parameter: the scan's for a position or a width, its reciprocal for a frequency."""
+    if parameter in ("center", "width"):
+        return scan_unit
+    if parameter == "frequency":
+        return _RECIPROCAL.get(scan_unit, "")
+    return ""  # amplitudes and offsets are atom numbers
+
+
+def _with_unit(value: float, unit: str, digits: int) -> str:
+    """``value`` (SI, in ``unit``) with an engineering prefix: ``80.1408 MHz``; plain when unitless."""
+    if not unit or not math.isfinite(value):
+        return f"{value:.{digits}g}{' ' + unit if unit else ''}"
+    quantity = pint.get_application_registry().Quantity(value, unit)
+    if value != 0:
+        quantity = quantity.to_compact()
+    return f"{quantity:~.{digits}g}"
+
+
 def _report(name: str, analysis: _Analysis, fit: LineFit | None, problem: str | None, store: str) -> str:
     verdict = "accepted" if problem is None else f"rejected: {problem}"
     lines = [
@@ -108,7 +132,11 @@ def _report(name: str, analysis: _Analysis, fit: LineFit | None, problem: str | 
     ]
     if fit is not None:
         lines.append(f"| R^2 | {fit.r_squared:.4f} |")
-        lines += [f"| {n} | {v:.6g} ± {e:.2g} |" for n, v, e in zip(fit.names, fit.values, fit.errors, strict=True)]
+        lines += [
+            f"| {n} | {_with_unit(v, _parameter_unit(n, analysis.unit), 6)} ± "
+            f"{_with_unit(e, _parameter_unit(n, analysis.unit), 2)} |"
+            for n, v, e in zip(fit.names, fit.values, fit.errors, strict=True)
+        ]
     image = base64.b64encode(_plot_png(analysis, fit, name)).decode("ascii")
     lines += ["", f"![fit](data:image/png;base64,{image})", ""]
     return "\n".join(lines)

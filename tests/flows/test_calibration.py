@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,18 @@ def test_calibration_stores_the_fitted_resonance(tmp_path: Path) -> None:
     assert stored["value"] == pytest.approx(result.value) and stored["unit"] == "Hz"
     assert stored["uncertainty"] > 0 and stored["timestamp"] and stored["flow_run"]
     assert store_state(result.store)["state"] == "finished"
+    report = asyncio.run(_artifact("calibration-resonance"))
+    assert re.search(r"\| center \| [\d.]+ MHz ± [\d.]+ [kM]?Hz \|", report), report[:400]
+    assert re.search(r"\| width \| [\d.]+ [kM]Hz ± ", report), report[:400]
+
+
+async def _artifact(key: str) -> str:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        artifact = await client.read_latest_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return str(artifact[0].data)
 
 
 def test_failed_fit_keeps_the_previous_value(tmp_path: Path) -> None:
