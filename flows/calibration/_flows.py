@@ -22,7 +22,6 @@ from typing import Annotated, Any
 
 import anyio
 import numpy as np
-import pint
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.context import FlowRunContext
@@ -33,7 +32,7 @@ from pydantic import BaseModel, Field
 from flows._errors import CalibrationError
 from flows.run import SequenceResult, run_sequence, store_calibrated
 from flows.sequence import SequenceSpec
-from tasks.store import open_sequence
+from tasks.store import format_quantity, open_sequence
 
 from ._fit import FitQuality, LineFit, atom_numbers, check_fit, fit_lorentzian, fit_rabi
 
@@ -111,16 +110,6 @@ def _parameter_unit(parameter: str, scan_unit: str) -> str:
     return ""  # amplitudes and offsets are atom numbers
 
 
-def _with_unit(value: float, unit: str, digits: int) -> str:
-    """``value`` (SI, in ``unit``) with an engineering prefix: ``80.1408 MHz``; plain when unitless."""
-    if not unit or not math.isfinite(value):
-        return f"{value:.{digits}g}{' ' + unit if unit else ''}"
-    quantity = pint.get_application_registry().Quantity(value, unit)
-    if value != 0:
-        quantity = quantity.to_compact()
-    return f"{quantity:~.{digits}g}"
-
-
 def _report(name: str, analysis: _Analysis, fit: LineFit | None, problem: str | None, store: str) -> str:
     verdict = "accepted" if problem is None else f"rejected: {problem}"
     lines = [
@@ -133,8 +122,8 @@ def _report(name: str, analysis: _Analysis, fit: LineFit | None, problem: str | 
     if fit is not None:
         lines.append(f"| R^2 | {fit.r_squared:.4f} |")
         lines += [
-            f"| {n} | {_with_unit(v, _parameter_unit(n, analysis.unit), 6)} ± "
-            f"{_with_unit(e, _parameter_unit(n, analysis.unit), 2)} |"
+            f"| {n} | {format_quantity(v, _parameter_unit(n, analysis.unit))} ± "
+            f"{format_quantity(e, _parameter_unit(n, analysis.unit), digits=2)} |"
             for n, v, e in zip(fit.names, fit.values, fit.errors, strict=True)
         ]
     image = base64.b64encode(_plot_png(analysis, fit, name)).decode("ascii")

@@ -30,21 +30,21 @@ def _quantity(value: Any, unit: str) -> pint.Quantity | None:
         return None  # a unit this registry does not know: shown as stored
 
 
-def format_quantity(value: float | bool, unit: str) -> str:
+def format_quantity(value: float | bool, unit: str, digits: int = 6) -> str:
     """``value`` (in ``unit``, e.g. SI) with an engineering prefix: ``-2e6, "Hz"`` ->
     ``"-2 MHz"``, ``1e-4, "W"`` -> ``"100 µW"``; bools as ``True``/``False``, plain numbers
-    (``unit`` empty) and non-finite values with 6 significant digits. Never raises."""
+    (``unit`` empty) and non-finite values as they are; ``digits`` significant digits. Never raises."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     value = float(value)
     if not unit:
-        return f"{value:.6g}"
+        return f"{value:.{digits}g}"
     quantity = _quantity(value, unit) if math.isfinite(value) else None
     if quantity is None:
-        return f"{value:.6g} {unit}"
+        return f"{value:.{digits}g} {unit}"
     if value != 0:
         quantity = quantity.to_compact()
-    return f"{quantity:~.6g}"
+    return f"{quantity:~.{digits}g}"
 
 
 def compact_unit(values: np.ndarray, unit: str) -> tuple[np.ndarray, str]:
