@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,22 @@ def test_api_run_returns_at_once_and_its_result_is_readable(lab: Lab) -> None:
     assert ds.sizes["shot"] == 5 and ds["camera.atoms"].shape == (5, 32, 32)
 
 
+def post_retrying_503(url: str, **kwargs: Any) -> httpx.Response:
+    """POST as the README's `curl --retry 5` does: a 503 (the SQLite server's database was busy) is retried.
+
+    The server rolls the request back before it answers 503, so the retry creates one flow run, not two;
+    the Prefect client retries the same codes.
+    """
+    delay = 1.0
+    for _ in range(5):
+        response = httpx.post(url, timeout=10, **kwargs)
+        if response.status_code != 503:
+            return response
+        time.sleep(delay)
+        delay *= 2
+    return httpx.post(url, timeout=10, **kwargs)
+
+
 def test_plain_http_needs_the_auth_string(lab: Lab) -> None:
     base = lab.api_url
     refused = httpx.post(f"{base}/deployments/filter", json={}, timeout=10)
@@ -175,12 +192,7 @@ def test_plain_http_needs_the_auth_string(lab: Lab) -> None:
     body = {"parameters": {"spec": lab_spec("http-run", journal, shots=3)}}
     assert httpx.post(f"{base}/deployments/{deployment_id}/create_flow_run", json=body, timeout=10).status_code == 401
     header = {"Authorization": "Basic " + base64.b64encode(AUTH.encode()).decode()}
-    created = httpx.post(
-        f"{base}/deployments/{deployment_id}/create_flow_run",
-        json=body,
-        headers=header,
-        timeout=10,
-    )
+    created = post_retrying_503(f"{base}/deployments/{deployment_id}/create_flow_run", json=body, headers=header)
     assert created.status_code == 201, created.text
     final = run(wait_final(lab, UUID(created.json()["id"])), lab)
     assert final.state.is_completed(), final.state.message
