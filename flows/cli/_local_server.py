@@ -9,7 +9,10 @@ stops by itself after :data:`IDLE_SECONDS` without a request; ``shotflow server 
 
 Its state (pid, process start time, port) is in ``<PREFECT_HOME>/shotflow-server.json``;
 starting is serialised by a file lock beside it, so two runs started together share one
-server. A server whose process is gone, or that no longer answers, is replaced.
+server. The state is written as soon as the server process exists (marked not ready until it
+answers): a run killed while the server starts leaves it to the next run, which adopts it
+rather than starting a second server on the same database. A server whose process is gone, or
+that no longer answers, is replaced.
 """
 
 from __future__ import annotations
@@ -61,12 +64,13 @@ POLL = 0.1
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """A running managed server: its process (pid and start time) and port."""
+    """A managed server: its process (pid and start time), its port, and whether it has answered yet."""
 
     pid: int
     created: float
     port: int
     home: str
+    ready: bool = True
 
     @property
     def api_url(self) -> str:
@@ -102,7 +106,13 @@ def _idle_seconds() -> float:
 def _read_state(home: Path) -> ServerInfo | None:
     try:
         data = json.loads((home / STATE_FILE).read_text())
-        return ServerInfo(int(data["pid"]), float(data["created"]), int(data["port"]), str(data["home"]))
+        return ServerInfo(
+            int(data["pid"]),
+            float(data["created"]),
+            int(data["port"]),
+            str(data["home"]),
+            bool(data.get("ready", True)),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -189,24 +199,35 @@ def _start(home: Path, idle: float) -> ServerInfo:
         created = psutil.Process(popen.pid).create_time()
     except psutil.Error:
         created = time.time()
-    info = ServerInfo(popen.pid, created, port, str(home))
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+    info = ServerInfo(popen.pid, created, port, str(home), ready=False)
+    # recorded before it answers: if this process is killed now, the next one adopts this
+    # server instead of starting a second one on the same database
+    _write_state(home, info)
+    ready = _await_start(info)
+    logger.info("started the local Prefect server (pid %d) at %s", info.pid, info.ui_url)
+    return ready
+
+
+def _await_start(info: ServerInfo) -> ServerInfo:
+    """Wait for a starting server to answer (until :data:`STARTUP_TIMEOUT` after its start); record it ready."""
+    home = Path(info.home)
+    deadline = time.monotonic() + max(0.0, STARTUP_TIMEOUT - max(0.0, time.time() - info.created))
     while not _healthy(info):
-        if popen.poll() is not None:
+        process = _process(info)
+        if process is None or process.status() == psutil.STATUS_ZOMBIE:
             raise LocalServerError(
-                f"the local Prefect server exited at start (code {popen.returncode}); "
-                f"its log ({home / LOG_FILE}) ends with:\n{_log_tail(home)}"
+                f"the local Prefect server exited at start; its log ({home / LOG_FILE}) ends with:\n{_log_tail(home)}"
             )
         if time.monotonic() > deadline:
-            _terminate(psutil.Process(popen.pid))
+            _terminate(process)
             raise LocalServerError(
                 f"the local Prefect server did not answer within {STARTUP_TIMEOUT:.0f} s; "
                 f"its log ({home / LOG_FILE}) ends with:\n{_log_tail(home)}"
             )
         time.sleep(POLL)
-    _write_state(home, info)
-    logger.info("started the local Prefect server (pid %d) at %s", info.pid, info.ui_url)
-    return info
+    ready = ServerInfo(info.pid, info.created, info.port, info.home)
+    _write_state(home, ready)
+    return ready
 
 
 def _wait_responsive(info: ServerInfo) -> bool:
@@ -237,6 +258,13 @@ def ensure_server(home: Path | None = None) -> tuple[ServerInfo, bool]:
             info = _read_state(home)
             if info is not None:
                 process = _process(info)
+                if process is not None and not info.ready:  # its starter was killed: adopt it
+                    logger.info("waiting for the local Prefect server (pid %d) that another run started", info.pid)
+                    try:
+                        return _await_start(info), False
+                    except LocalServerError as exc:
+                        logger.warning("%s\nstarting a new one", exc)
+                        return _start(home, idle), True
                 if process is not None:
                     if _wait_responsive(info):
                         return info, False
