@@ -105,6 +105,18 @@ def _show_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="PNG file to write")
 
 
+def _watch_arguments(parser: argparse.ArgumentParser) -> None:
+    _store_argument(parser)
+    parser.add_argument("--plot", metavar="VAR", required=True, help="data variable to plot (e.g. camera.atoms)")
+    parser.add_argument(
+        "--against", metavar="PARAM", help="x axis (default: the scanned parameter if there is one, else shot)"
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="FILE.png", help="PNG file to rewrite as shots complete (else a window)"
+    )
+    parser.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="how often to look (default 1)")
+
+
 def _server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("status", "stop"), help="status: is it running, where; stop: stop it")
 
@@ -123,6 +135,12 @@ lazy_command(
     "summarise a store; --plot VAR [--against PARAM] -o FILE draws a PNG",
     _show_arguments,
     "._show:show_command",
+)
+lazy_command(
+    "watch",
+    "plot VAR of a store as its shots complete (a run of this or another machine), until the run ends",
+    _watch_arguments,
+    "._watch:watch_command",
 )
 lazy_command(
     "server",

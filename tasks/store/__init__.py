@@ -11,7 +11,7 @@ from ._errors import (
 )
 from ._quantity_text import format_quantity
 from ._reader import load_values, open_sequence, read_store_spec, store_state
-from ._show import describe_store, plot_store
+from ._show import describe_store, draw_store, plot_store
 from ._writer import ShotStoreWriter
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "StoreShapeError",
     "StoreSpecMismatchError",
     "describe_store",
+    "draw_store",
     "format_quantity",
     "load_values",
     "open_sequence",

@@ -17,8 +17,9 @@ from ._reader import load_values, open_sequence, store_state
 
 if TYPE_CHECKING:
     import xarray as xr
+    from matplotlib.axes import Axes
 
-__all__ = ["describe_store", "plot_store"]
+__all__ = ["describe_store", "draw_store", "plot_store"]
 
 _IN_PROGRESS = "the run is {state}; its writer (pid {writer_pid} on {writer_host}) holds the store"
 """The explanation of an in-progress state other than running (initializing, stopping, ...)."""
@@ -133,6 +134,18 @@ def plot_store(path: str | Path, var: str, against: str | None, out: str | Path)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    against = draw_store(path, var, against, figure.add_subplot())
+    figure.savefig(out, format="png", dpi=100)
+    return against
+
+
+def draw_store(path: str | Path, var: str, against: str | None, axes: Axes) -> str:
+    """Draw :func:`plot_store`'s plot on matplotlib ``axes`` (a window's, a file's); return the x-axis name.
+
+    Raises as :func:`plot_store` does.
+    """
     path = Path(path)
     ds = open_sequence(path, completed_only=True)
     variables, parameters = _data_variables(ds), _parameters(path, ds)
@@ -158,9 +171,6 @@ def plot_store(path: str | Path, var: str, against: str | None, out: str | Path)
             values = np.nanmean(values.reshape(values.shape[0], -1), axis=1)
     y = values
     x, unit = compact_unit(load_values(path, ds, against).astype("float64"), str(ds[against].attrs.get("units", "")))
-    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
     axes.plot(x, y, "o", alpha=0.5, label="shots")
     unique = np.unique(x[~np.isnan(x)])
     if unique.size < x.size:  # repeated values: show their mean
@@ -168,6 +178,5 @@ def plot_store(path: str | Path, var: str, against: str | None, out: str | Path)
         axes.legend()
     axes.set_xlabel(f"{against} [{unit}]" if unit else against)
     axes.set_ylabel(f"{var} (mean per shot)" if ds[var].ndim > 1 else var)
-    axes.set_title(f"{path.name}: {var} vs {against}")
-    figure.savefig(out, format="png", dpi=100)
+    axes.set_title(f"{path.name}: {var} vs {against} ({ds.sizes[SHOT]} shots)")
     return against
