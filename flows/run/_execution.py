@@ -13,7 +13,16 @@ from prefect.exceptions import TerminationSignal
 
 from devices import Device, DeviceController, Shot, ShotCompilationError, get_device_type
 from flows.sequence import iter_shots, parameter_units, plan_sequence
-from tasks.engine import RetryPolicy, ShotCompiler, ShotPipeline, ShotRunner, open_devices, shots_from
+from tasks.engine import (
+    RetryPolicy,
+    ShotAnalyser,
+    ShotCompiler,
+    ShotPipeline,
+    ShotRunner,
+    analysed,
+    open_devices,
+    shots_from,
+)
 from tasks.prefect_tasks import PREFECT_STAGES
 from tasks.records import FINAL_STATES, Lifecycle, Outcome, SequenceState, decide_outcome, first_error
 from tasks.store import ShotStoreWriter
@@ -150,11 +159,12 @@ async def _run_shots(
                 retry_on=frozenset(spec.execution.retry.retry_on),
             ),
         )
+        store = await stack.enter_async_context(analysed(writer.write, ShotAnalyser(spec.analyses)))
         pipeline = ShotPipeline(
             shots_from(shots),
             compiler,
             runner,
-            writer.write,
+            store,
             lookahead=spec.execution.lookahead,
             shots_per_task=spec.execution.shots_per_task,
             stages=PREFECT_STAGES,

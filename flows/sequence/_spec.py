@@ -27,6 +27,7 @@ from pydantic_core import CoreSchema
 
 import devices
 
+from ._analyses_field import AnalysisConfig, analysis_problems
 from ._fields import NAME_KEYS, STORE_NAMES, Expr, FrozenModel, Identifier, Name, SequenceName
 from ._steps import Step, assigned_names
 from ._timeline import Timeline
@@ -212,6 +213,11 @@ class SequenceSpec(FrozenModel):
     iteration: list[Step]
     timeline: Timeline = Field(default_factory=Timeline)
     devices: Annotated[dict[Name, DeviceConfig], NAME_KEYS] = Field(default_factory=dict)
+    analyses: Annotated[dict[Name, AnalysisConfig], NAME_KEYS] = Field(
+        default_factory=dict,
+        description="Per-shot analyses by name, each a registered type with its settings "
+        "(e.g. atoms: {type: roi_sum, data: camera.atoms}); stored as analysis.<name>.<field>.",
+    )
     execution: Execution = Field(default_factory=Execution)
     storage: Storage = Field(default_factory=Storage)
 
@@ -219,7 +225,7 @@ class SequenceSpec(FrozenModel):
 
     @model_validator(mode="after")
     def _check_semantics(self) -> SequenceSpec:
-        problems = [*self._name_clashes(), *self.plan().problems]
+        problems = [*self._name_clashes(), *analysis_problems(self.analyses, self.devices), *self.plan().problems]
         if problems:
             raise ValueError("\n".join(problems))
         return self

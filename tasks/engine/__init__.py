@@ -3,6 +3,7 @@
 Imports neither Prefect nor zarr; the Prefect tasks in :mod:`tasks.prefect_tasks` wrap its batches.
 """
 
+from ._analysis_stage import ShotAnalyser, analysed
 from ._batch_sizer import MAX_AUTO_BATCH, SERVER_TASK_RUN_RATE, TARGET_BATCH_INTERVAL, BatchSizer
 from ._batches import BatchFeed, compile_batch, run_batch
 from ._compiler import ShotCompiler
@@ -36,4 +37,6 @@ __all__ = [
     "compile_batch",
     "open_devices",
     "run_batch",
+    "ShotAnalyser",
+    "analysed",
 ]
