@@ -2,6 +2,8 @@
 
 Per shot: a 512x512 uint16 camera image and a 10k-sample float32 trace, plus two scan
 parameters. Both runs use the same chunking and codecs, on the same machine, in the same run.
+A third run goes through the per-shot analysis stage with two analyses on (``roi_sum`` of the
+image, ``peak`` of the trace), as a run with ``analyses`` does.
 
     python bench/store_throughput.py [--shots 600] [--repeat 2]
 """
@@ -13,6 +15,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -20,8 +23,15 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from devices.analyses import Peak, RoiSum
+from tasks.engine import ShotAnalyser, analysed
 from tasks.records import SequenceState, ShotRecord
 from tasks.store import ShotStoreWriter
+
+ANALYSES = {
+    "atoms": RoiSum(data="camera.image", roi=(128, 384, 128, 384)),
+    "pulse": Peak(data="scope.trace"),
+}
 
 IMAGE_SHAPE = (512, 512)
 TRACE_LENGTH = 10_000
@@ -40,8 +50,10 @@ def _payloads() -> list[tuple[np.ndarray, np.ndarray]]:
     return payloads
 
 
-def bench_writer(path: Path, shots: int, payloads: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Seconds to write ``shots`` records through ShotStoreWriter, until finish() returns."""
+def bench_writer(
+    path: Path, shots: int, payloads: list[tuple[np.ndarray, np.ndarray]], *, with_analyses: bool = False
+) -> float:
+    """Seconds to write ``shots`` records through ShotStoreWriter (and the analyses), until finish() returns."""
 
     async def run() -> float:
         async with ShotStoreWriter.open(
@@ -51,21 +63,28 @@ def bench_writer(path: Path, shots: int, payloads: list[tuple[np.ndarray, np.nda
             parameter_units={"detuning": "Hz", "power": "W"},
         ) as writer:
             start = time.perf_counter()
-            for i in range(shots):
-                image, trace = payloads[i % DISTINCT]
-                now = time.time()
-                record = ShotRecord(
-                    index=i,
-                    parameters={"detuning": i * 1e3, "power": 1e-3},
-                    data={"camera.image": image, "scope.trace": trace},
-                    start_time=now,
-                    end_time=now,
-                )
-                await writer.write(record)
+            async with analysed(writer.write, ShotAnalyser(ANALYSES if with_analyses else {})) as store:
+                await _write_all(store, shots, payloads)
             await writer.finish(SequenceState.FINISHED)
             return time.perf_counter() - start
 
     return anyio.run(run)
+
+
+async def _write_all(
+    store: Callable[[ShotRecord], Awaitable[None]], shots: int, payloads: list[tuple[np.ndarray, np.ndarray]]
+) -> None:
+    for i in range(shots):
+        image, trace = payloads[i % DISTINCT]
+        now = time.time()
+        record = ShotRecord(
+            index=i,
+            parameters={"detuning": i * 1e3, "power": 1e-3},
+            data={"camera.image": image, "scope.trace": trace},
+            start_time=now,
+            end_time=now,
+        )
+        await store(record)
 
 
 def bench_raw_zarr(path: Path, shots: int, payloads: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -106,18 +125,24 @@ def main() -> None:
     print(f"machine: {platform.platform()}, python {platform.python_version()}, {os.cpu_count()} CPUs")
     print(f"zarr {zarr.__version__}, numpy {np.__version__}")
     print(f"per shot: {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} uint16 image + {TRACE_LENGTH} float32 trace")
-    writer_times, raw_times = [], []
+    writer_times, raw_times, analysed_times = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeat):
             raw_times.append(bench_raw_zarr(Path(tmp) / f"raw{r}.zarr", args.shots, payloads))
             writer_times.append(bench_writer(Path(tmp) / f"writer{r}.zarr", args.shots, payloads))
+            analysed_times.append(
+                bench_writer(Path(tmp) / f"analysed{r}.zarr", args.shots, payloads, with_analyses=True)
+            )
             print(
                 f"run {r}: raw zarr {args.shots / raw_times[-1]:7.1f} shots/s   "
-                f"ShotStoreWriter {args.shots / writer_times[-1]:7.1f} shots/s"
+                f"ShotStoreWriter {args.shots / writer_times[-1]:7.1f} shots/s   "
+                f"with 2 analyses {args.shots / analysed_times[-1]:7.1f} shots/s"
             )
     raw, writer = args.shots / min(raw_times), args.shots / min(writer_times)
+    with_analyses = args.shots / min(analysed_times)
     print(
-        f"best: raw zarr {raw:.1f} shots/s, ShotStoreWriter {writer:.1f} shots/s, ratio writer/raw = {writer / raw:.2f}"
+        f"best: raw zarr {raw:.1f} shots/s, ShotStoreWriter {writer:.1f} shots/s (ratio {writer / raw:.2f}), "
+        f"with 2 analyses {with_analyses:.1f} shots/s (ratio {with_analyses / raw:.2f})"
     )
 
 
