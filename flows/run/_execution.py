@@ -29,6 +29,7 @@ from tasks.store import ShotStoreWriter
 
 from ._cleanup import Cleanup
 from ._interrupts import Interrupt
+from ._live_plot import LivePlotter
 from ._prepare import Plan, check_resume
 from ._progress import ProgressReporter, RunStatus
 from ._summary import SequenceResult, publish_summary
@@ -90,11 +91,13 @@ async def execute(
         shots = (s for s in iter_shots(spec, calibrated=plan.calibrated) if s.index not in already)
         status.count(lambda: len(already), plan.expected)
         reporter = ProgressReporter(status)
+        live_plot = LivePlotter(spec.live_plot, plan.store, lambda: len(writer.completed))
         failure: BaseException | None = None
         try:
             with interrupt.scope():
                 async with anyio.create_task_group() as progress:
                     progress.start_soon(reporter.run)
+                    progress.start_soon(live_plot.run)
                     failure = await _run_shots(plan, shots, writer, lifecycle, status)
                     progress.cancel_scope.cancel()
         except BaseException as error:  # noqa: BLE001 - judged below; a foreign cancellation is re-raised by the flow
@@ -120,6 +123,7 @@ async def execute(
         cleanup.add("record the final state in the store", lambda: writer.finish(outcome.state, outcome.error))
         cleanup.add("publish the final state", lambda: status.update(state=str(outcome.state)))
         cleanup.add("publish the final progress", reporter.finish)
+        cleanup.add("draw the final live plot", lambda: live_plot.update(final=True))
         cleanup.add("publish the summary", lambda: publish_summary(result(), time.monotonic() - started))
         await cleanup.run()
         if outcome.state is SequenceState.FINISHED and cleanup.first_failure is not None:

@@ -10,6 +10,7 @@ Imports neither Prefect nor zarr: the CLI's light commands and the compile worke
 from ._context import SequenceRuntime
 from ._expressions import CompiledExpression, compile_expression
 from ._iteration import calibrated_references, count_shots, evaluate_globals, iter_shots, parameter_units
+from ._live_plot_field import LivePlot
 from ._load import load_spec
 from ._plan import Axis, SequencePlan, plan_sequence
 from ._plan_text import format_value, plan_lines
@@ -30,6 +31,7 @@ __all__ = [
     "Retry",
     "SequenceSpec",
     "Storage",
+    "LivePlot",
     "Timeline",
     "TimelineStep",
     "Values",

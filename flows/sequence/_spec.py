@@ -29,6 +29,7 @@ import devices
 
 from ._analyses_field import AnalysisConfig, analysis_problems
 from ._fields import NAME_KEYS, STORE_NAMES, Expr, FrozenModel, Identifier, Name, SequenceName
+from ._live_plot_field import LivePlot, live_plot_problems
 from ._steps import Step, assigned_names
 from ._timeline import Timeline
 
@@ -220,12 +221,18 @@ class SequenceSpec(FrozenModel):
     )
     execution: Execution = Field(default_factory=Execution)
     storage: Storage = Field(default_factory=Storage)
+    live_plot: LivePlot = Field(default_factory=LivePlot)
 
     _plans: _PlanCache = PrivateAttr(default_factory=_PlanCache)
 
     @model_validator(mode="after")
     def _check_semantics(self) -> SequenceSpec:
-        problems = [*self._name_clashes(), *analysis_problems(self.analyses, self.devices), *self.plan().problems]
+        problems = [
+            *self._name_clashes(),
+            *analysis_problems(self.analyses, self.devices),
+            *live_plot_problems(self.live_plot, self.devices, self.analyses),
+            *self.plan().problems,
+        ]
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -122,9 +122,10 @@ def _default_axis(path: Path, ds: xr.Dataset, parameters: list[str]) -> str:
     return varying[0]
 
 
-def plot_store(path: str | Path, var: str, against: str | None, out: str | Path) -> str:
+def plot_store(path: str | Path, var: str, against: str | None, out: str | Path | BinaryIO) -> str:
     """Plot the mean of ``var`` over its non-shot dims against parameter ``against`` (completed
-    shots; repeated values also get their mean) to a PNG at ``out``; return the x-axis name.
+    shots; repeated values also get their mean) to a PNG at ``out`` (a path or a binary file); return
+    the x-axis name.
 
     ``against=None`` plots against the scan parameter if the shots scan exactly one (derived
     parameters that follow it do not count), else against ``shot``. Raises StoreQueryError
