@@ -27,6 +27,8 @@ from ._summary import SequenceResult
 
 __all__ = ["run_sequence"]
 
+logger = logging.getLogger(__name__)
+
 
 @flow(
     name="run-sequence",
@@ -65,7 +67,7 @@ async def run_sequence(
     """
     ship_run_logs()
     run_logger = get_run_logger()
-    spec = _with_overrides(spec, overrides, run_logger)
+    spec = _with_overrides(spec, overrides)
     started = time.monotonic()
     status = _run_status()
     lifecycle = Lifecycle(spec.name, run_logger)
@@ -109,17 +111,15 @@ async def run_sequence(
     return _conclude(end, plan)
 
 
-def _with_overrides(
-    spec: SequenceSpec, overrides: Mapping[str, str], log: logging.Logger | logging.LoggerAdapter[logging.Logger]
-) -> SequenceSpec:
+def _with_overrides(spec: SequenceSpec, overrides: Mapping[str, str]) -> SequenceSpec:
     """``spec`` with ``overrides`` applied; a refusal is logged as the run's first error, then raised."""
     try:
         effective = apply_overrides(spec, overrides)
     except SpecError as exc:
-        log.error("%s", exc)
+        logger.error("%s", exc)
         raise
     if overrides:
-        log.info("overrides: %s", ", ".join(f"{key} = {value}" for key, value in overrides.items()))
+        logger.info("overrides: %s", ", ".join(f"{key} = {value}" for key, value in overrides.items()))
     return effective
 
 
