@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import Annotated
 
 import anyio
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled
+from pydantic import WithJsonSchema
 
 from flows._errors import SequenceFailedError, SpecError
 from flows.locks import device_lock
@@ -39,7 +41,7 @@ logger = logging.getLogger(__name__)
 )
 async def run_sequence(
     spec: SequenceSpec,
-    store: str | None = None,
+    store: Annotated[str | None, WithJsonSchema({"type": "string"})] = "",
     resume: bool = False,
     overrides: dict[str, str] = {},  # noqa: B006 - never mutated; shown as an empty map in the form
 ) -> SequenceResult:
@@ -56,8 +58,8 @@ async def run_sequence(
 
     Args:
         spec: The sequence: its global parameters, scan, timeline, devices, execution and storage.
-        store: The zarr folder to write, e.g. results/scan/run1.zarr. Empty or not given: a new
-            folder results/<sequence name>/<start time>.zarr under the storage root.
+        store: The zarr folder to write, e.g. results/scan/run1.zarr. Empty (or None, from Python):
+            a new folder <storage root>/<sequence name>/<start time>.zarr.
         resume: Continue the interrupted run in this store from its first shot not completed;
             the store must hold the same spec.
         overrides: Values that replace the spec's for this run, as name: expression, e.g.
