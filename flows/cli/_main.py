@@ -21,9 +21,9 @@ from typing import NoReturn
 
 from devices import ShotflowError
 from flows._errors import SpecError
-from flows.sequence import SequenceSpec, load_spec, plan_lines
+from flows.sequence import SequenceSpec, apply_overrides, load_spec, plan_lines
 
-__all__ = ["COMMANDS", "console_main", "main"]
+__all__ = ["COMMANDS", "console_main", "main", "overrides_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +62,39 @@ def _resolve(run: Command | str) -> Command:
     return getattr(importlib.import_module(module, __package__), function)  # type: ignore[no-any-return]
 
 
+def _set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=EXPR",
+        help="replace a global parameter or a device setting (devices.<device>.<field>) for this run; repeatable",
+    )
+
+
+def overrides_of(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--set NAME=EXPR`` options as a mapping; raises SpecError for one without ``=`` or given twice."""
+    overrides: dict[str, str] = {}
+    for option in args.set:
+        name, equals, expression = option.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise SpecError(f"--set {option!r}: write --set NAME=EXPR, e.g. --set devices.camera.exposure='2 ms'")
+        if name in overrides:
+            raise SpecError(f"--set {name}: given twice")
+        overrides[name] = expression.strip()
+    return overrides
+
+
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="sequence description (YAML or JSON)")
     parser.add_argument("--json", action="store_true", help="one JSON object per shot, SI units")
+    _set_argument(parser)
 
 
 @command("plan", "validate SPEC and list its shots and parameters (touches no instrument)", _plan_arguments)
 def _plan(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec)
+    spec = apply_overrides(load_spec(args.spec), overrides_of(args))
     lines = plan_lines(spec, as_json=args.json)
     try:
         for line in lines:
@@ -90,6 +115,7 @@ def _schema(args: argparse.Namespace) -> int:
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="sequence description (YAML or JSON)")
     parser.add_argument("--store", type=Path, help="zarr store to write (a folder ending in .zarr)")
+    _set_argument(parser)
 
 
 def _store_argument(parser: argparse.ArgumentParser) -> None:

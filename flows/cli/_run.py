@@ -23,10 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flows.run import Progress as RunProgress
 from flows.run import SequenceResult, check_resume, progress_listener
-from flows.sequence import SequenceSpec, load_spec
+from flows.sequence import SequenceSpec, apply_overrides, load_spec
 from tasks.store import read_store_spec, store_state
 
-from ._main import EXIT_FAILED, EXIT_INTERRUPTED
+from ._main import EXIT_FAILED, EXIT_INTERRUPTED, overrides_of
 
 __all__ = ["resume_command", "run_command"]
 
@@ -169,7 +169,15 @@ def _hold_late_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
+def _run(
+    spec: SequenceSpec,
+    store: Path | None,
+    resume: bool,
+    overrides: dict[str, str] | None = None,
+    given: SequenceSpec | None = None,
+) -> int:
+    """Run ``spec`` (the effective one, overrides applied) and report; the flow run gets ``given``
+    and ``overrides`` as its parameters, so its page shows what was asked."""
     console = Console(stderr=True)
     _quiet_prefect(live_bar=console.is_terminal)
     columns = (
@@ -203,7 +211,13 @@ def _run(spec: SequenceSpec, store: Path | None, resume: bool) -> int:
             with progress_listener(on_progress):
                 state = anyio.run(
                     _run_flow,
-                    lambda: run_sequence(spec, store=str(store) if store else None, resume=resume, return_state=True),
+                    lambda: run_sequence(
+                        given or spec,
+                        store=str(store) if store else None,
+                        resume=resume,
+                        overrides=overrides or {},
+                        return_state=True,
+                    ),
                     watch,
                     api_url,
                     lambda: _leave(_report_from_store(watch)),
@@ -244,8 +258,10 @@ def _report_result(result: SequenceResult, message: str) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``shotflow run SPEC [--store PATH]``."""
-    return _run(load_spec(args.spec), args.store, resume=False)
+    """``shotflow run SPEC [--store PATH] [--set NAME=EXPR ...]``: the overrides are checked before any server."""
+    spec, overrides = load_spec(args.spec), overrides_of(args)
+    effective = apply_overrides(spec, overrides)  # a SpecError naming the key (exit 2) before any server
+    return _run(effective, args.store, resume=False, overrides=overrides, given=spec)
 
 
 def resume_command(args: argparse.Namespace) -> int:

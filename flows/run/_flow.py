@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
+from typing import Annotated
 
 import anyio
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled
+from pydantic import WithJsonSchema
 
-from flows._errors import SequenceFailedError
+from flows._errors import SequenceFailedError, SpecError
 from flows.locks import device_lock
-from flows.sequence import SequenceSpec
+from flows.sequence import SequenceSpec, apply_overrides
 from tasks.records import Lifecycle, SequenceState
 
 from ._execution import RunEnd, execute
@@ -25,6 +29,8 @@ from ._summary import SequenceResult
 
 __all__ = ["run_sequence"]
 
+logger = logging.getLogger(__name__)
+
 
 @flow(
     name="run-sequence",
@@ -33,21 +39,37 @@ __all__ = ["run_sequence"]
     validate_parameters=True,
     persist_result=True,
 )
-async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: bool = False) -> SequenceResult:
+async def run_sequence(
+    spec: SequenceSpec,
+    store: Annotated[str | None, WithJsonSchema({"type": "string"})] = "",
+    resume: bool = False,
+    overrides: dict[str, str] = {},  # noqa: B006 - never mutated; shown as an empty map in the form
+) -> SequenceResult:
     """Run a sequence: initialise its devices, compile and execute every shot, store the results.
 
-    ``store`` is the zarr folder to write (default ``<storage.root>/<name>/<time>.zarr``);
-    ``resume`` continues an interrupted store from its first shot that is not completed.
-    Everything that can be checked without instruments is checked first (paths,
-    calibrated values, compilers); then the devices' hardware locks are taken
-    (waiting or failing fast with :class:`DeviceBusyError`, per ``execution.device_lock``).
-    Returns a :class:`SequenceResult` when the sequence finishes. A failed sequence
-    raises :class:`SequenceFailedError` (the flow run ends Failed); an interrupted
-    one ends the flow run Cancelled. In every case the devices are exited and the
-    completed shots are durable in the store.
+    The overrides are applied first and the spec they make is validated whole; a refusal is the
+    first error of the run's log and nothing is touched. Then everything that can be checked
+    without instruments is checked (paths, calibrated values, compilers), and the devices'
+    hardware locks are taken (waiting, or failing fast with DeviceBusyError, per
+    execution.device_lock). Returns a SequenceResult when the sequence finishes. A failed
+    sequence raises SequenceFailedError (the flow run ends Failed); an interrupted one ends the
+    flow run Cancelled. In every case the devices are exited and the completed shots are durable
+    in the store.
+
+    Args:
+        spec: The sequence: its global parameters, scan, timeline, devices, execution and storage.
+        store: The zarr folder to write, e.g. results/scan/run1.zarr. Empty (or None, from Python):
+            a new folder <storage root>/<sequence name>/<start time>.zarr.
+        resume: Continue the interrupted run in this store from its first shot not completed;
+            the store must hold the same spec.
+        overrides: Values that replace the spec's for this run, as name: expression, e.g.
+            center_frequency: 80.2 MHz or devices.camera.exposure: 2 ms. A name is a global
+            parameter or devices.<device>.<setting>. The store records the spec with them applied.
+
     """
     ship_run_logs()
     run_logger = get_run_logger()
+    spec = _with_overrides(spec, overrides)
     started = time.monotonic()
     status = _run_status()
     lifecycle = Lifecycle(spec.name, run_logger)
@@ -89,6 +111,18 @@ async def run_sequence(spec: SequenceSpec, store: str | None = None, resume: boo
         plan.store,
     )
     return _conclude(end, plan)
+
+
+def _with_overrides(spec: SequenceSpec, overrides: Mapping[str, str]) -> SequenceSpec:
+    """``spec`` with ``overrides`` applied; a refusal is logged as the run's first error, then raised."""
+    try:
+        effective = apply_overrides(spec, overrides)
+    except SpecError as exc:
+        logger.error("%s", exc)
+        raise
+    if overrides:
+        logger.info("overrides: %s", ", ".join(f"{key} = {value}" for key, value in overrides.items()))
+    return effective
 
 
 def _run_status() -> RunStatus:

@@ -12,6 +12,7 @@ from ._expressions import CompiledExpression, compile_expression
 from ._iteration import calibrated_references, count_shots, evaluate_globals, iter_shots, parameter_units
 from ._live_plot_field import LivePlot
 from ._load import load_spec
+from ._overrides import apply_overrides
 from ._plan import Axis, SequencePlan, plan_sequence
 from ._plan_text import format_value, plan_lines
 from ._spec import Execution, Retry, SequenceSpec, Storage
@@ -35,6 +36,7 @@ __all__ = [
     "Timeline",
     "TimelineStep",
     "Values",
+    "apply_overrides",
     "load_spec",
     # its plan and the readers of the plan
     "Axis",

@@ -119,8 +119,11 @@ MAX_ATTEMPTS = 100
 class Retry(FrozenModel):
     """Shot retry policy: how often, and for which errors."""
 
-    max_attempts: int = Field(3, ge=1, le=MAX_ATTEMPTS)
-    retry_on: list[Literal["timeout", "device"]] = Field(default_factory=lambda: ["timeout"])
+    max_attempts: int = Field(3, ge=1, le=MAX_ATTEMPTS, description="Most attempts of one shot, the first included.")
+    retry_on: list[Literal["timeout", "device"]] = Field(
+        default_factory=lambda: ["timeout"],
+        description="The errors that retry a shot: a shot timeout, a device error declared retryable.",
+    )
 
 
 class Execution(FrozenModel):
@@ -128,7 +131,7 @@ class Execution(FrozenModel):
 
     lookahead: int = Field(4, ge=1, le=MAX_LOOKAHEAD, description="Compile at most this many shots ahead.")
     shot_timeout: Expr = Field("10 s", description="Time limit of one shot (a positive time).")
-    retry: Retry = Field(default_factory=Retry)
+    retry: Retry = Field(default_factory=Retry, description="When a failed shot is run again.")
     shots_per_task: Annotated[int, Field(ge=1, le=MAX_SHOTS_PER_TASK)] | Literal["auto"] = Field(
         "auto",
         description=(
@@ -140,7 +143,9 @@ class Execution(FrozenModel):
             "the size. Results, order and where a compile error stops are the same for any size."
         ),
     )
-    compile_workers: int | None = Field(None, ge=1, le=MAX_COMPILE_WORKERS)
+    compile_workers: int | None = Field(
+        None, ge=1, le=MAX_COMPILE_WORKERS, description="Processes compiling shots (None: chosen from the machine)."
+    )
     device_lock: Literal["wait", "fail"] = Field(
         "wait", description="When a device is used by another run: wait for it, or fail at once."
     )
@@ -150,9 +155,9 @@ class Execution(FrozenModel):
 
 
 class Storage(FrozenModel):
-    """Where results go: ``<root>/<sequence name>/<timestamp>.zarr``."""
+    """Where results go: a folder <root>/<sequence name>/<start time>.zarr per run."""
 
-    root: str = Field("results", min_length=1)
+    root: str = Field("results", min_length=1, description="The folder of every run's results.")
 
 
 # --- the sequence and its plans --------------------------------------------------------------
@@ -201,27 +206,37 @@ def _same_values(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bo
 
 
 class SequenceSpec(FrozenModel):
-    """A sequence: global parameters, iteration, shot timeline, devices, execution, storage.
+    """A sequence: global parameters, the scan, the shot's timeline, devices, execution and storage.
 
-    Validation parses every expression and checks names, units and loops; a
-    failure raises :class:`pydantic.ValidationError` (use :func:`flows.load_spec`
-    to get one :class:`~flows.SpecError` naming each field path).
+    Every expression is parsed and names, units and loops are checked before anything runs;
+    each problem is reported with the path of its field.
     """
 
-    name: SequenceName
-    description: str = ""
-    parameters: dict[Identifier, Expr] = Field(default_factory=dict)
-    iteration: list[Step]
-    timeline: Timeline = Field(default_factory=Timeline)
-    devices: Annotated[dict[Name, DeviceConfig], NAME_KEYS] = Field(default_factory=dict)
+    # (validation raises pydantic.ValidationError; flows.load_spec turns it into one SpecError)
+
+    name: SequenceName = Field(description="The sequence's name; its results go in a folder of that name.")
+    description: str = Field("", description="Free text: what the sequence is for.")
+    parameters: dict[Identifier, Expr] = Field(
+        default_factory=dict, description="Global parameters by name, each an expression, e.g. center: 80 MHz."
+    )
+    iteration: list[Step] = Field(
+        description="The scan: declarations and loops (linspace, arange, values, repeat), nested; each shot step runs "
+        "one shot."
+    )
+    timeline: Timeline = Field(default_factory=Timeline, description="What happens during one shot.")
+    devices: Annotated[dict[Name, DeviceConfig], NAME_KEYS] = Field(
+        default_factory=dict, description="The instruments by name, each with its type and settings."
+    )
     analyses: Annotated[dict[Name, AnalysisConfig], NAME_KEYS] = Field(
         default_factory=dict,
         description="Per-shot analyses by name, each a registered type with its settings "
         "(e.g. atoms: {type: roi_sum, data: camera.atoms}); stored as analysis.<name>.<field>.",
     )
-    execution: Execution = Field(default_factory=Execution)
-    storage: Storage = Field(default_factory=Storage)
-    live_plot: LivePlot = Field(default_factory=LivePlot)
+    execution: Execution = Field(default_factory=Execution, description="How shots are run.")
+    storage: Storage = Field(default_factory=Storage, description="Where results go.")
+    live_plot: LivePlot = Field(
+        default_factory=LivePlot, description="A plot of one variable on the run's Artifacts tab while it runs."
+    )
 
     _plans: _PlanCache = PrivateAttr(default_factory=_PlanCache)
 

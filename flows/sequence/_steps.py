@@ -66,7 +66,7 @@ TAG_PREFIX = "step:"
 
 
 class Declare(FrozenModel, StepKind):
-    """Set ``variable`` to ``value`` (an expression of the variables set so far)."""
+    """Set a variable to a value: an expression of the variables set so far."""
 
     kind: ClassVar[str] = "declare"
     variable: Identifier
@@ -87,7 +87,7 @@ class Declare(FrozenModel, StepKind):
 
 
 class Linspace(FrozenModel, LoopKind):
-    """``num`` evenly spaced values from ``start`` to ``stop`` (included), like numpy.linspace."""
+    """A loop over num evenly spaced values from start to stop (both included), like numpy.linspace."""
 
     kind: ClassVar[str] = "linspace"
     variable: Identifier
@@ -116,7 +116,7 @@ class Linspace(FrozenModel, LoopKind):
 
 
 class Arange(FrozenModel, LoopKind):
-    """Values from ``start`` by ``step`` up to ``stop`` (excluded), like numpy.arange."""
+    """A loop over the values from start, in increments of step, up to stop (excluded), like numpy.arange."""
 
     kind: ClassVar[str] = "arange"
     variable: Identifier
@@ -183,11 +183,11 @@ def _too_many(what: str) -> str:
 
 
 class Values(FrozenModel, LoopKind):
-    """An explicit list of values."""
+    """A loop over an explicit list of values."""
 
     kind: ClassVar[str] = "values"
     variable: Identifier
-    values: list[Expr] = Field(min_length=1)
+    values: list[Expr] = Field(min_length=1, description="The values, in order, each an expression.")
     steps: list[Step] = Field(description="Steps run for every value of the loop variable.")
     shuffle: bool = Field(False, description="Run the loop's values in a random order.")
     seed: int | None = Field(None, description="Seed of the shuffle, for a reproducible order.")
@@ -206,11 +206,11 @@ class Values(FrozenModel, LoopKind):
 
 
 class Repeat(FrozenModel, StepKind):
-    """Run ``steps`` ``count`` times."""
+    """Run the steps count times."""
 
     kind: ClassVar[str] = "repeat"
     count: int = Field(ge=1, le=MAX_SHOTS, description="Number of repetitions (at most 2**53).")
-    steps: list[Step]
+    steps: list[Step] = Field(description="Steps run on every repetition.")
 
     @property
     def body(self) -> Sequence[Step]:  # noqa: D102
@@ -237,27 +237,27 @@ class _Wrapper(FrozenModel):
 
 class DeclareStep(_Wrapper):  # noqa: D101
     kind: ClassVar[str] = "declare"
-    declare: Declare
+    declare: Declare = Field(description="Set a variable.")
 
 
 class LinspaceStep(_Wrapper):  # noqa: D101
     kind: ClassVar[str] = "linspace"
-    linspace: Linspace
+    linspace: Linspace = Field(description="Loop over evenly spaced values.")
 
 
 class ArangeStep(_Wrapper):  # noqa: D101
     kind: ClassVar[str] = "arange"
-    arange: Arange
+    arange: Arange = Field(description="Loop over values in fixed increments.")
 
 
 class ValuesStep(_Wrapper):  # noqa: D101
     kind: ClassVar[str] = "values"
-    values: Values
+    values: Values = Field(description="Loop over listed values.")
 
 
 class RepeatStep(_Wrapper):  # noqa: D101
     kind: ClassVar[str] = "repeat"
-    repeat: Repeat
+    repeat: Repeat = Field(description="Repeat steps.")
 
 
 STEP_WRAPPERS: tuple[type[_Wrapper], ...] = (DeclareStep, LinspaceStep, ArangeStep, ValuesStep, RepeatStep)

@@ -24,8 +24,8 @@ __all__ = [
 class TimelineStep(FrozenModel):
     """One step of the shot's timeline and its duration (an expression in time units)."""
 
-    name: Name
-    duration: Expr
+    name: Name = Field(description="The step's name.")
+    duration: Expr = Field(description="How long the step lasts, a time, e.g. 2 ms.")
 
 
 class RampSpec(FrozenModel):
@@ -34,24 +34,24 @@ class RampSpec(FrozenModel):
 
 
 class RampValue(FrozenModel):
-    """A linear ramp from ``start`` to ``stop`` over one timeline step."""
+    """A linear ramp from start to stop over one timeline step."""
 
-    ramp: RampSpec
+    ramp: RampSpec = Field(description="A linear ramp over the step.")
 
 
 class DigitalLaneSpec(FrozenModel):
     """A digital output: one bool per timeline step."""
 
-    kind: Literal["digital"]
-    values: list[bool]
+    kind: Literal["digital"] = Field(description="A digital output.")
+    values: list[bool] = Field(description="On or off, one per step.")
 
 
 class AnalogLaneSpec(FrozenModel):
-    """An analog output: one expression or ramp per step; bare numbers are in ``unit``."""
+    """An analog output: one expression or ramp per step; bare numbers are in the lane's unit."""
 
-    kind: Literal["analog"]
-    unit: str | None = None
-    values: list[Expr | RampValue]
+    kind: Literal["analog"] = Field(description="An analog output.")
+    unit: str | None = Field(None, description="The unit of bare numbers, e.g. V (None: bare numbers have no unit).")
+    values: list[Expr | RampValue] = Field(description="One expression or ramp per step.")
 
     @field_validator("unit")
     @classmethod
@@ -67,8 +67,8 @@ class AnalogLaneSpec(FrozenModel):
 class CameraLaneSpec(FrozenModel):
     """A camera: the picture name taken during each step, or null."""
 
-    kind: Literal["camera"]
-    values: list[Name | None]
+    kind: Literal["camera"] = Field(description="A camera.")
+    values: list[Name | None] = Field(description="One picture name per step, or null for no picture.")
 
 
 LaneSpec = Annotated[DigitalLaneSpec | AnalogLaneSpec | CameraLaneSpec, Field(discriminator="kind")]
@@ -77,8 +77,10 @@ LaneSpec = Annotated[DigitalLaneSpec | AnalogLaneSpec | CameraLaneSpec, Field(di
 class Timeline(FrozenModel):
     """What happens during one shot: ordered steps and named lanes (one value per step)."""
 
-    steps: list[TimelineStep] = Field(default_factory=list)
-    lanes: Annotated[dict[Name, LaneSpec], NAME_KEYS] = Field(default_factory=dict)
+    steps: list[TimelineStep] = Field(default_factory=list, description="The steps of one shot, in order.")
+    lanes: Annotated[dict[Name, LaneSpec], NAME_KEYS] = Field(
+        default_factory=dict, description="The outputs by name, each with one value per step."
+    )
 
     @model_validator(mode="after")
     def _lane_lengths(self) -> Timeline:
