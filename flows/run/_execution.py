@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 from prefect.exceptions import TerminationSignal
@@ -16,7 +17,7 @@ from flows.sequence import iter_shots, parameter_units, plan_sequence
 from tasks.engine import RetryPolicy, ShotCompiler, ShotPipeline, ShotRunner, open_devices, shots_from
 from tasks.prefect_tasks import PREFECT_STAGES
 from tasks.records import FINAL_STATES, Lifecycle, Outcome, SequenceState, decide_outcome, first_error
-from tasks.store import ShotStoreWriter
+from tasks.store import ShotStoreWriter, StoreError, compact_store
 
 from ._cleanup import Cleanup
 from ._interrupts import Interrupt
@@ -115,7 +116,21 @@ async def execute(
         await cleanup.run()
         if outcome.state is SequenceState.FINISHED and cleanup.first_failure is not None:
             raise cleanup.first_failure  # the run had no error of its own: this one is it
-        return RunEnd(outcome, result(), failure, interrupt.reason)
+        end = RunEnd(outcome, result(), failure, interrupt.reason)
+    await _compact(plan.store, log)  # the writer's lock is released: compaction takes it
+    return end
+
+
+async def _compact(path: Path, log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+    """Compact the ended run's store in a worker thread (shielded: every end is compacted); a
+    store that cannot be compacted is logged, never an error of the run (its shots are intact)."""
+    try:
+        with anyio.CancelScope(shield=True):
+            report = await anyio.to_thread.run_sync(compact_store, path)
+    except StoreError as exc:
+        log.warning("store %s left uncompacted: %s", path, exc)
+        return
+    log.info(report.describe())
 
 
 async def _run_shots(
