@@ -132,6 +132,7 @@ def compact_store(path: str | Path, *, progress: Progress | None = None) -> Comp
     path = Path(path)
     started = time.perf_counter()
     read_root_attrs(path)  # raises StoreError for what is not a store
+    before = count_files(path)  # counted without the lock's holder file
     try:
         lock = acquire_writer_lock(path)
     except StoreBusyError as exc:
@@ -143,11 +144,10 @@ def compact_store(path: str | Path, *, progress: Progress | None = None) -> Comp
                 f"cannot compact {path}: its run is still in progress (state {state!r}, no writer: crashed); "
                 f"`shotflow resume {path}` finishes it (and compacts it)"
             )
-        before = count_files(path)
         done = _rewrite(path, "sharded", progress)
-        report = CompactionReport(path, done, before, count_files(path), time.perf_counter() - started)
     finally:
         lock.release()
+    report = CompactionReport(path, done, before, count_files(path), time.perf_counter() - started)
     logger.debug(report.describe())
     return report
 
