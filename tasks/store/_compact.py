@@ -170,14 +170,14 @@ def _rewrite(path: Path, target: Layout, progress: Progress | None) -> tuple[str
     for folder, meta in arrays.values():
         _remove_garbage(folder, meta)
     todo = [name for name, (_, meta) in arrays.items() if _layout(meta) not in (target, None)]
-    if not todo:
-        return ()
-    _drop_consolidated(path)
+    if todo:
+        _drop_consolidated(path)
     for name in todo:
         folder, meta = arrays[name]
         _rewrite_array(name, folder, meta, target, progress or (lambda step: None))
-    if not in_progress(read_root_attrs(path).get("state")):
-        consolidate(path)
+    root = json.loads((path / "zarr.json").read_text())
+    if "consolidated_metadata" not in root and not in_progress(root.get("attributes", {}).get("state")):
+        consolidate(path)  # also after a rewrite killed between its last switch and this
     return tuple(todo)
 
 
