@@ -117,20 +117,20 @@ async def execute(
         if outcome.state is SequenceState.FINISHED and cleanup.first_failure is not None:
             raise cleanup.first_failure  # the run had no error of its own: this one is it
         end = RunEnd(outcome, result(), failure, interrupt.reason)
-    await _compact(plan.store, log)  # the writer's lock is released: compaction takes it
+    await _compact(plan.store)  # the writer's lock is released: compaction takes it
     return end
 
 
-async def _compact(path: Path, log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+async def _compact(path: Path) -> None:
     """Compact the ended run's store in a worker thread (shielded: every end is compacted); a
     store that cannot be compacted is logged, never an error of the run (its shots are intact)."""
     try:
         with anyio.CancelScope(shield=True):
             report = await anyio.to_thread.run_sync(compact_store, path)
     except StoreError as exc:
-        log.warning("store %s left uncompacted: %s", path, exc)
+        logger.warning("store %s left uncompacted: %s", path, exc)
         return
-    log.info(report.describe())
+    logger.info(report.describe())
 
 
 async def _run_shots(
