@@ -126,8 +126,8 @@ def compact_store(path: str | Path, *, progress: Progress | None = None) -> Comp
 
     Raises StoreError if ``path`` is not a shotflow store, StoreBusyError if a writer (a run, a
     resume, another compaction) holds it, StoreCompactionError if the run is still in progress
-    (``crashed``: resume it instead) or a rewritten array did not read back equal (the store is
-    left in its old layout for that array).
+    (``crashed``: resume it instead), a rewritten array did not read back equal (the store is
+    left in its old layout for that array), or the disk or a damaged chunk stopped it.
     """
     path = Path(path)
     started = time.perf_counter()
@@ -144,7 +144,13 @@ def compact_store(path: str | Path, *, progress: Progress | None = None) -> Comp
                 f"cannot compact {path}: its run is still in progress (state {state!r}, no writer: crashed); "
                 f"`shotflow resume {path}` finishes it (and compacts it)"
             )
-        done = _rewrite(path, "sharded", progress)
+        try:
+            done = _rewrite(path, "sharded", progress)
+        except (OSError, ValueError, RuntimeError, SystemError) as exc:  # the disk, or a damaged chunk
+            raise StoreCompactionError(
+                f"compacting {path} failed ({type(exc).__name__}: {exc}); every shot is still readable, "
+                "and compacting again finishes the job"
+            ) from exc
     finally:
         lock.release()
     report = CompactionReport(path, done, before, count_files(path), time.perf_counter() - started)
