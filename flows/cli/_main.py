@@ -3,8 +3,9 @@
 Bad input exits with code 2 and one message on stderr naming the field path.
 
 ``plan``, ``schema`` and ``--help`` answer at once: this module imports the sequence language
-and the errors only. The commands that need Prefect or the store (``run``, ``resume``, ``show``, ``server``)
-are registered by the name of their function, and their module is imported when they run.
+and the errors only. The commands that need Prefect or the store (``run``, ``resume``, ``show``,
+``compact``, ``server``) are registered by the name of their function, and their module is
+imported when they run.
 """
 
 from __future__ import annotations
@@ -161,6 +162,12 @@ lazy_command(
     "summarise a store; --plot VAR [--against PARAM] -o FILE draws a PNG",
     _show_arguments,
     "._show:show_command",
+)
+lazy_command(
+    "compact",
+    "rewrite a finished store's per-shot chunk files into a few shards (values unchanged)",
+    _store_argument,
+    "._compact:compact_command",
 )
 lazy_command(
     "watch",

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 from prefect.exceptions import TerminationSignal
@@ -25,7 +26,7 @@ from tasks.engine import (
 )
 from tasks.prefect_tasks import PREFECT_STAGES
 from tasks.records import FINAL_STATES, Lifecycle, Outcome, SequenceState, decide_outcome, first_error
-from tasks.store import ShotStoreWriter
+from tasks.store import ShotStoreWriter, StoreError, compact_store
 
 from ._cleanup import Cleanup
 from ._interrupts import Interrupt
@@ -128,7 +129,21 @@ async def execute(
         await cleanup.run()
         if outcome.state is SequenceState.FINISHED and cleanup.first_failure is not None:
             raise cleanup.first_failure  # the run had no error of its own: this one is it
-        return RunEnd(outcome, result(), failure, interrupt.reason)
+        end = RunEnd(outcome, result(), failure, interrupt.reason)
+    await _compact(plan.store)  # the writer's lock is released: compaction takes it
+    return end
+
+
+async def _compact(path: Path) -> None:
+    """Compact the ended run's store in a worker thread (shielded: every end is compacted); a
+    store that cannot be compacted is logged, never an error of the run (its shots are intact)."""
+    try:
+        with anyio.CancelScope(shield=True):
+            report = await anyio.to_thread.run_sync(compact_store, path)
+    except StoreError as exc:
+        logger.warning("store %s left uncompacted: %s", path, exc)
+        return
+    logger.info(report.describe())
 
 
 async def _run_shots(

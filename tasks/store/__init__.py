@@ -1,8 +1,10 @@
 """The results store: one zarr group per sequence, written shot by shot, read with xarray."""
 
+from ._compact import CompactionReport, CompactionStep, compact_store, count_files
 from ._errors import (
     StoreBackpressure,
     StoreBusyError,
+    StoreCompactionError,
     StoreError,
     StoreExistsError,
     StoreQueryError,
@@ -15,14 +17,19 @@ from ._show import describe_store, draw_store, plot_store
 from ._writer import ShotStoreWriter
 
 __all__ = [
+    "CompactionReport",
+    "CompactionStep",
     "ShotStoreWriter",
     "StoreBackpressure",
     "StoreBusyError",
+    "StoreCompactionError",
     "StoreError",
     "StoreExistsError",
     "StoreQueryError",
     "StoreShapeError",
     "StoreSpecMismatchError",
+    "compact_store",
+    "count_files",
     "describe_store",
     "draw_store",
     "format_quantity",

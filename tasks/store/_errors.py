@@ -7,6 +7,7 @@ from devices import ShotflowError
 __all__ = [
     "StoreBackpressure",
     "StoreBusyError",
+    "StoreCompactionError",
     "StoreError",
     "StoreExistsError",
     "StoreQueryError",
@@ -56,3 +57,8 @@ class StoreSpecMismatchError(StoreError):
 
 class StoreBackpressure(StoreError):
     """``write_nowait`` found the writer's queue full; use ``await write(...)`` to wait."""
+
+
+class StoreCompactionError(StoreError):
+    """A store cannot be compacted (its run is in progress), or a rewritten array did not read
+    back equal to the original (the array keeps its old layout)."""

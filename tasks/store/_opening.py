@@ -11,6 +11,7 @@ from typing import Any
 
 from ._arrays import StoreArrays
 from ._attrs import decode_attrs
+from ._compact import expand_arrays
 from ._errors import StoreError, StoreExistsError, StoreSpecMismatchError
 from ._layout import read_root_attrs, remove_partial_files
 from ._lock import WriterLock, acquire_writer_lock, is_unborn_store
@@ -113,6 +114,7 @@ def open_store(
             check_confined(path, confine_to)
             _check_resumable(path, spec_json, axes)
             remove_partial_files(path)
+            expand_arrays(path)  # the writer writes shot by shot: no shards (see _compact)
             return lock, StoreArrays.reopen(path, expected_shots=expected_shots, axes=axes, writer=lock.holder)
         except BaseException:
             lock.release()

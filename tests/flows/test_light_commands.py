@@ -1,4 +1,4 @@
-"""``shotflow --help``, ``plan``, ``schema``, ``show`` and ``watch`` import no Prefect (issue 15: they answer at once).
+"""``shotflow --help``, ``plan``, ``schema``, ``show``, ``watch`` and ``compact`` import no Prefect (issue 15).
 
 Each command runs in a fresh interpreter as the real ``shotflow`` executable, under
 ``python -X importtime``, which lists on stderr every module the process imports. The test
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,15 @@ def test_watch_of_a_finished_store_imports_matplotlib_but_no_prefect(
     assert _loaded(modules, RUN_ONLY) == []
 
 
+def test_compact_imports_the_store_but_no_prefect(store: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(store, copy)
+    done, modules = _imported(["compact", str(copy)], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "compacted 1 array(s)" in done.stdout
+    assert _loaded(modules, RUN_ONLY + PLOT_ONLY) == []
+
+
 def test_server_status_does_import_prefect(env: dict[str, str]) -> None:
     """The probe sees Prefect where it is imported: the checks above cannot pass by being blind."""
     done, modules = _imported(["server", "status"], env)
@@ -138,6 +148,6 @@ def test_server_status_does_import_prefect(env: dict[str, str]) -> None:
 
 def test_every_command_registered_by_name_resolves_to_a_function() -> None:
     """A misspelt ``".module:function"`` would fail only when that command runs; here it fails at once."""
-    assert list(COMMANDS) == ["plan", "schema", "run", "resume", "show", "watch", "server"]  # the order of --help
+    assert list(COMMANDS) == ["plan", "schema", "run", "resume", "show", "compact", "watch", "server"]  # --help order
     for name, (run, _, _) in COMMANDS.items():
         assert callable(_resolve(run)), name
