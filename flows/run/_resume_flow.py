@@ -46,6 +46,11 @@ async def resume_sequence(store: str) -> SequenceResult | State:
     line. Then ``run-sequence`` runs as a subflow with ``resume=True``: its
     :class:`SequenceResult` is returned, or its Cancelled or Failed state (and message)
     becomes this flow's.
+
+    Args:
+        store: The store folder to continue, relative to the results root
+            (e.g. resonance/2026-12-02T09-41-07.zarr) or absolute inside it.
+
     """
     log = get_run_logger()
     try:
