@@ -9,12 +9,14 @@ from ._errors import (
     StoreShapeError,
     StoreSpecMismatchError,
 )
+from ._layout import INDEX_PREFIX
 from ._quantity_text import format_quantity
 from ._reader import load_values, open_sequence, read_store_spec, store_state
 from ._show import describe_store, plot_store
 from ._writer import ShotStoreWriter
 
 __all__ = [
+    "INDEX_PREFIX",
     "ShotStoreWriter",
     "StoreBackpressure",
     "StoreBusyError",
