@@ -2,8 +2,8 @@
 
 Each completed shot records its position on every enclosing loop (``index.<axis>``); the
 shots are unstacked on those positions (xarray's ``unstack``) and reindexed to each axis's
-full size, so cells of shots not taken are missing values (NaN, NaT). An axis whose size
-depends on an enclosing loop (a ragged scan) keeps the dimension ``index.<axis>`` and its
+full size, so cells of shots not taken are missing values (NaN, NaT). An axis whose size or
+values depend on an enclosing loop (a ragged scan) has the dimension ``index.<axis>``, and its
 true values as a coordinate over the enclosing axes and that dimension.
 """
 
@@ -49,6 +49,8 @@ def _chain(path: Path, axes: Sequence[Mapping[str, Any]] | None) -> list[Mapping
 
 
 def _positions(path: Path, ds: xr.Dataset, axes: Sequence[Mapping[str, Any]]) -> list[np.ndarray]:
+    if not ds.sizes[SHOT]:
+        raise StoreError(f"store {path} has no completed shot to place on the scan's grid")
     names = [f"{INDEX_PREFIX}{a['name']}" for a in axes]
     missing = [n for n in names if n not in ds.variables]
     if missing:
@@ -57,7 +59,7 @@ def _positions(path: Path, ds: xr.Dataset, axes: Sequence[Mapping[str, Any]]) ->
             "grid=True does not apply; open it with grid=False"
         )
     positions = [np.asarray(ds[n].values, dtype=np.int64) for n in names]
-    cells = np.stack(positions, axis=1) if positions else np.empty((0, 0), np.int64)
+    cells = np.stack(positions, axis=1)
     _, first, counts = np.unique(cells, axis=0, return_index=True, return_counts=True)
     if (counts > 1).any():
         shots = ds[SHOT].values
@@ -76,8 +78,23 @@ def _sizes(axes: Sequence[Mapping[str, Any]], positions: Sequence[np.ndarray]) -
     return [max(a["size"] or 0, seen) for a, seen in zip(axes, observed, strict=True)]
 
 
-def _dimension(axis: Mapping[str, Any]) -> str:
-    return f"{INDEX_PREFIX}{axis['name']}" if axis["size"] is None else str(axis["name"])
+def _is_ragged(ds: xr.Dataset, axis: Mapping[str, Any], position: np.ndarray) -> bool:
+    """Whether the axis's size or values depend on an enclosing loop (one position, several values)."""
+    if axis["size"] is None:
+        return True
+    for variable in axis["variables"]:
+        if variable in ds.variables:
+            values = np.asarray(ds[variable].values, dtype=np.float64)
+            taken, first = np.unique(position, return_index=True)
+            reference = np.full(int(position.max()) + 1, np.nan)
+            reference[taken] = values[first]  # the first shot's value at each position
+            if not np.allclose(reference[position], values, rtol=1e-12, atol=0.0, equal_nan=True):
+                return True
+    return False
+
+
+def _dimension(axis: Mapping[str, Any], ragged: bool) -> str:
+    return f"{INDEX_PREFIX}{axis['name']}" if ragged else str(axis["name"])
 
 
 def _scatter(values: np.ndarray, cells: tuple[np.ndarray, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -90,13 +107,17 @@ def _scatter(values: np.ndarray, cells: tuple[np.ndarray, ...], shape: tuple[int
 
 
 def _axis_coordinates(
-    ds: xr.Dataset, axes: Sequence[Mapping[str, Any]], positions: Sequence[np.ndarray], sizes: Sequence[int]
+    ds: xr.Dataset,
+    axes: Sequence[Mapping[str, Any]],
+    positions: Sequence[np.ndarray],
+    sizes: Sequence[int],
+    ragged: Sequence[bool],
 ) -> dict[str, Any]:
     """Each axis's coordinates: its dimension's values, or its variables' true values over the enclosing axes."""
-    dims = [_dimension(a) for a in axes]
+    dims = [_dimension(a, r) for a, r in zip(axes, ragged, strict=True)]
     coords: dict[str, Any] = {}
     for depth, axis in enumerate(axes):
-        if axis["size"] is None:
+        if ragged[depth]:
             coords[dims[depth]] = (dims[depth], np.arange(sizes[depth]), {"long_name": f"position on {axis['name']}"})
         elif not axis["variables"]:
             coords[dims[depth]] = (dims[depth], np.arange(sizes[depth]), {"long_name": "repeat number"})
@@ -105,7 +126,7 @@ def _axis_coordinates(
                 continue
             attrs = dict(ds[variable].attrs) | ({"units": axis["unit"]} if axis["unit"] else {})
             # ragged: the values depend on the enclosing loops; else one value per position
-            over = slice(0, depth + 1) if axis["size"] is None else slice(depth, depth + 1)
+            over = slice(0, depth + 1) if ragged[depth] else slice(depth, depth + 1)
             cells = tuple(positions[over])
             values = _scatter(np.asarray(ds[variable].values), cells, tuple(sizes[over]))
             coords[variable] = (tuple(dims[over]), values, attrs)
@@ -124,8 +145,9 @@ def grid_dataset(path: Path, ds: xr.Dataset, axes: Sequence[Mapping[str, Any]] |
     chain = _chain(path, axes)
     positions = _positions(path, ds, chain)
     sizes = _sizes(chain, positions)
-    dims = [_dimension(a) for a in chain]
-    coords = _axis_coordinates(ds, chain, positions, sizes)
+    ragged = [_is_ragged(ds, a, p) for a, p in zip(chain, positions, strict=True)]
+    dims = [_dimension(a, r) for a, r in zip(chain, ragged, strict=True)]
+    coords = _axis_coordinates(ds, chain, positions, sizes, ragged)
     axis_variables = [v for a in chain for v in a["variables"] if v in ds.variables]
     index_names = [f"{INDEX_PREFIX}{a['name']}" for a in chain]
     shots = _scatter(np.asarray(ds[SHOT].values), tuple(positions), tuple(sizes))

@@ -156,7 +156,8 @@ def open_sequence(path: str | Path, *, completed_only: bool = True, grid: bool =
     cells of shots not taken hold NaN (NaT for times) and the ``shot`` coordinate gives each
     cell's shot (NaN: not taken); shuffled loops land in scan order. An axis whose range
     depends on an enclosing loop (ragged) becomes the dimension ``index.<axis>`` (0..n-1,
-    padded with NaN), its variable a coordinate over the enclosing axes and that dimension.
+    padded with NaN), its variable a coordinate over the enclosing axes and that dimension
+    (also when only its values, not its size, depend on an enclosing loop).
     Raises StoreError saying why when the scan's loops are not nested one inside another
     (sibling loops), or the store records no axes or loop indices (an older store).
     """

@@ -15,6 +15,7 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from simlab import lab_dict
+from store_helpers import record, write_store
 
 from flows.run import run_sequence
 from flows.sequence import SequenceSpec, load_spec
@@ -242,3 +243,24 @@ def test_a_resumed_scan_continues_the_indices(tmp_path: Path) -> None:
     assert list(flat["index.power"].values) == [0, 0, 0, 1, 1, 1]
     assert grid["shot"].values.tolist() == [[0, 1, 2], [3, 4, 5]]
     assert_each_shot_at_its_cell(flat, grid, ["power", "detuning"])
+
+
+def test_an_older_store_without_axes_or_indices_is_refused(tmp_path: Path) -> None:
+    asyncio.run(write_store(tmp_path / "old.zarr", [record(i) for i in range(3)], expected_shots=3))
+    with pytest.raises(StoreError, match=r"records no scan axes \(written by an older shotflow\)"):
+        open_sequence(tmp_path / "old.zarr", grid=True)
+    assert open_sequence(tmp_path / "old.zarr").sizes["shot"] == 3
+    with pytest.raises(ValueError, match=r"completed shots only"):
+        open_sequence(tmp_path / "old.zarr", grid=True, completed_only=False)
+
+
+def test_an_inner_range_that_moves_with_the_outer_variable_keeps_its_true_values(tmp_path: Path) -> None:
+    # same size everywhere, but the inner start follows the outer variable: not one value per position
+    inner = linspace("detuning", "-1 MHz + offset2", "1 MHz + offset2", 3, ["shot"])
+    spec = scan([{"values": {"variable": "offset2", "values": ["0 MHz", "1 MHz"], "steps": [inner]}}])
+    store = tmp_path / "moving.zarr"
+    assert run(spec, store).is_completed()
+    grid = open_sequence(store, grid=True)
+    assert grid["detuning"].dims == ("offset2", "index.detuning")
+    np.testing.assert_allclose(grid["detuning"].values, [[-1e6, 0, 1e6], [0, 1e6, 2e6]])
+    np.testing.assert_allclose(grid["rf.frequency"].values, 80e6 + grid["detuning"].values)
