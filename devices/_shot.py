@@ -25,11 +25,14 @@ class Shot:
     """One shot to compile: its index in the sequence and its parameters.
 
     ``parameters`` maps variable name -> value in SI base units (floats), or a
-    bool/int where the expression was one.
+    bool/int where the expression was one. ``indices`` maps each enclosing loop's
+    axis name (its variable, or ``repeat``) -> the shot's position in that loop's
+    range, in scan order (the unshuffled position for a shuffled loop).
     """
 
     index: int
     parameters: Mapping[str, ParameterValue] = field(default_factory=dict)
+    indices: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from flows.sequence import (
     iter_shots,
     parameter_units,
 )
-from tasks.store import load_values, open_sequence, store_state
+from tasks.store import INDEX_PREFIX, load_values, open_sequence, store_state
 
 from ._calibrated import load_calibrated
 from ._store_path import resolve_store_path
@@ -109,7 +109,8 @@ def _check_stored_parameters(
     completed: list[int],
     store: object,
 ) -> None:
-    """Every completed shot's parameters, derived again from ``spec``, equal the stored ones."""
+    """Every completed shot's parameters and loop indices, derived again from ``spec``, equal the stored
+    ones (a store written before shots recorded their indices is checked on its parameters)."""
     if not completed:
         return
     names = [str(n) for n in ds.coords if str(n) != "shot"]  # type: ignore[attr-defined]
@@ -122,8 +123,10 @@ def _check_stored_parameters(
         row = rows.get(shot.index)
         if row is None:
             continue
-        for name in {*names, *shot.parameters}:
-            value = shot.parameters.get(name)
+        indices = {f"{INDEX_PREFIX}{axis}": position for axis, position in shot.indices.items()}
+        values = {**shot.parameters, **{n: p for n, p in indices.items() if n in stored}}
+        for name in {*names, *values}:
+            value = values.get(name, 0 if name.startswith(INDEX_PREFIX) else None)  # an index's fill is 0
             if name not in stored:
                 raise SpecError(f"{where}: its spec sets parameter {name!r}, which the stored shots do not have")
             kept = stored[name][row]

@@ -9,7 +9,8 @@ timeline lanes and steps, pictures, data labels) is ASCII letters, digits, ``_``
 ``-``, starts with a letter and has at most :data:`MAX_NAME_LENGTH` characters — no dot
 (``<device>.<label>`` stays unambiguous), no path separator, nothing Prefect or a file
 system refuses. A variable (:data:`Identifier`) is a name an expression can read: no
-``-``, not a keyword, function, constant or store bookkeeping name (and the analysis
+``-``, not a keyword, function, constant or store bookkeeping name nor ``index``, the
+prefix of the store's loop indices ``index.<axis>``; and the analysis
 refuses a variable named like a unit that the spec also writes as a unit, ``us`` beside
 ``20 us``). A sequence name
 (:data:`SequenceName`) may also hold spaces and dots, never ``..``, a separator or a
@@ -36,6 +37,7 @@ __all__ = [
     "NAME_PATTERN",
     "STORE_NAMES",
     "Expr",
+    "INDEX_PREFIX",
     "FrozenModel",
     "Identifier",
     "NAME_KEYS",
@@ -53,6 +55,10 @@ _NAME_HELP = f"letters, digits, '_' and '-', starting with a letter, at most {MA
 
 STORE_NAMES = frozenset({"shot", "status", "start_time", "end_time", "attempts"})
 """The results store's bookkeeping arrays (``tasks.store`` layout; a test keeps them equal)."""
+INDEX_PREFIX = "index"
+"""The store's per-shot loop indices are ``index.<axis>`` (``index.detuning``, ``index.repeat``): no
+variable can hold a dot, and neither a variable nor a device may be named ``index`` (a device's data
+``index.<label>`` would take the same array names)."""
 
 MAX_SEQUENCE_NAME_LENGTH = 100
 _SEQUENCE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 _.-]*[A-Za-z0-9_-])?")
@@ -148,6 +154,8 @@ def _check_variable(name: str) -> str:
         raise ValueError(f"{name!r} is reserved and cannot be a variable name")
     if name in STORE_NAMES:
         raise ValueError(f"{name!r} is a bookkeeping name of the results store and cannot be a variable name")
+    if name == INDEX_PREFIX:
+        raise ValueError(f"{name!r} names the store's loop indices (index.<axis>) and cannot be a variable name")
     return name
 
 

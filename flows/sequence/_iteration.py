@@ -91,6 +91,8 @@ class _Walk:
         self.calibrated = calibrated
         self.namespace = _LazyNamespace(plan_globals(plan, calibrated))
         self.parameters: dict[str, float | bool] = {}
+        self.indices: dict[str, int] = {}
+        self.axis_names = {axis.path: axis.name for axis in plan.axes}
         self.index = 0
 
     def value_of(self, node_path: str, expressions: Mapping[str, str]) -> ValueOf:
@@ -102,7 +104,7 @@ class _Walk:
             node = step_kind(step)
             here = f"{path}[{i}].{node.kind}"
             if node.yields_shot:
-                yield Shot(self.index, dict(self.parameters))
+                yield Shot(self.index, dict(self.parameters), dict(self.indices))
                 self.index += 1
                 continue
             value = self.value_of(here, dict(node.expressions()))
@@ -112,11 +114,14 @@ class _Walk:
                     self.parameters[name] = si_magnitude(bound)
                 continue
             values, unit = node.loop_values(value, here)
-            for j in node.order(len(values)):
+            axis = self.axis_names[here]
+            for j in node.order(len(values)):  # j: the position in the unshuffled range
+                self.indices[axis] = j
                 for name in node.variables:
                     self.namespace.set_raw(name, values[j], unit)
                     self.parameters[name] = values[j]
                 yield from self.steps(node.body, f"{here}.steps")
+            self.indices.pop(axis, None)
 
 
 def iter_plan_shots(plan: SequencePlan, calibrated: Mapping[str, Any] | None = None) -> Iterator[Shot]:
@@ -128,7 +133,8 @@ def iter_shots(spec: SequenceSpec, calibrated: Mapping[str, Any] | None = None) 
     """Yield the spec's shots lazily, in order, with parameters in SI magnitudes.
 
     Only iteration variables (declares and loop variables) are in a shot's
-    parameters, not globals. Raises :class:`ExpressionError` naming the field
+    parameters, not globals. A shot's ``indices`` are its positions on the enclosing
+    loops' axes (named as in the plan's ``axes``), in scan order. Raises :class:`ExpressionError` naming the field
     path when an expression fails for a particular shot (or a global, at once).
     """
     return iter_plan_shots(plan_sequence(spec, calibrated), calibrated)

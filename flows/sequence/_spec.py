@@ -28,7 +28,7 @@ from pydantic_core import CoreSchema
 import devices
 
 from ._analyses_field import AnalysisConfig, analysis_problems
-from ._fields import NAME_KEYS, STORE_NAMES, Expr, FrozenModel, Identifier, Name, SequenceName
+from ._fields import INDEX_PREFIX, NAME_KEYS, STORE_NAMES, Expr, FrozenModel, Identifier, Name, SequenceName
 from ._live_plot_field import LivePlot, live_plot_problems
 from ._steps import Step, assigned_names
 from ._timeline import Timeline
@@ -259,6 +259,8 @@ class SequenceSpec(FrozenModel):
         for name in self.devices:
             if name in STORE_NAMES:
                 problems.append(f"devices.{name}: {name!r} is a bookkeeping name of the results store")
+            elif name == INDEX_PREFIX:
+                problems.append(f"devices.{name}: {name!r} names the store's loop indices (index.<axis>)")
             elif name in variables:
                 problems.append(f"devices.{name}: {name!r} is also a variable; a device and a variable need two names")
         return problems

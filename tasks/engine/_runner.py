@@ -70,6 +70,7 @@ class ShotRunner:
                     end_time=time.time(),
                     attempts=attempt,
                     status=ShotStatus.FAILED,
+                    indices=compiled.shot.indices,
                 )
                 raise ShotExecutionError(
                     error.device,
@@ -84,6 +85,7 @@ class ShotRunner:
                 start_time=start,
                 end_time=time.time(),
                 attempts=attempt,
+                indices=compiled.shot.indices,
             )
 
     async def _attempt(self, compiled: CompiledShot, on_trigger: Callable[[], None] | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -43,7 +43,9 @@ class ShotRecord:
 
     ``parameters`` are SI magnitudes (or bools); ``data`` maps ``"<device>.<label>"``
     to a numpy array or scalar; ``start_time``/``end_time`` are unix seconds.
-    ``FAILED`` records carry no data (their ``data`` is ignored).
+    ``indices`` maps each enclosing loop's axis name -> the shot's position on it, in
+    scan order (stored as ``index.<axis>``). ``FAILED`` records carry no data (their
+    ``data`` is ignored).
     """
 
     index: int
@@ -53,3 +55,4 @@ class ShotRecord:
     end_time: float
     attempts: int = 1
     status: ShotStatus = ShotStatus.COMPLETED
+    indices: Mapping[str, int] = field(default_factory=dict)

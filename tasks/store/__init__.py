@@ -11,6 +11,7 @@ from ._errors import (
     StoreShapeError,
     StoreSpecMismatchError,
 )
+from ._layout import INDEX_PREFIX
 from ._quantity_text import format_quantity
 from ._reader import load_values, open_sequence, read_store_spec, store_state
 from ._show import describe_store, draw_store, plot_store
@@ -19,6 +20,7 @@ from ._writer import ShotStoreWriter
 __all__ = [
     "CompactionReport",
     "CompactionStep",
+    "INDEX_PREFIX",
     "ShotStoreWriter",
     "StoreBackpressure",
     "StoreBusyError",

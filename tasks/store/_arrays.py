@@ -25,6 +25,7 @@ from ._layout import (
     END_TIME,
     FORMAT_VERSION,
     GROW_BLOCK,
+    INDEX_PREFIX,
     SERIES_CHUNK,
     SHOT,
     START_TIME,
@@ -201,6 +202,8 @@ class StoreArrays:
         for name, value in record.parameters.items():
             kind = np.dtype(bool) if isinstance(value, (bool, np.bool_)) else np.dtype("float64")
             self._ensure_parameter(name, kind)[i] = value
+        for axis, position in record.indices.items():
+            self._ensure_parameter(f"{INDEX_PREFIX}{axis}", np.dtype("int64"))[i] = position
         self.series[START_TIME][i] = record.start_time
         self.series[END_TIME][i] = record.end_time
         self.series[ATTEMPTS][i] = record.attempts
@@ -246,6 +249,8 @@ class StoreArrays:
             self.update_attrs({"coordinates": " ".join(self.parameters)})
             unit = self.attrs["parameter_units"].get(name)
             attributes = {"long_name": name} | ({"units": unit} if unit is not None and dtype.kind == "f" else {})
+            if name.startswith(INDEX_PREFIX):
+                attributes = {"long_name": f"position on the {name[len(INDEX_PREFIX) :]} axis, in scan order"}
             self._ensure_series(name, dtype, attributes)
         return self.series[name]
 

@@ -5,6 +5,8 @@ A store is one zarr v3 group (a folder ending in ``.zarr``) with dimension ``sho
 - ``shot`` (int64) the shot index, a dimension coordinate;
 - one float64 (or bool) array per scan parameter, listed in the group attribute
   ``coordinates`` so xarray makes them coordinates, with a ``units`` attribute;
+- one int64 array ``index.<axis>`` per loop axis: the shot's position on it, in scan
+  order (also listed in ``coordinates``);
 - ``status`` (uint8, CF flags), ``start_time``/``end_time`` (float64 unix seconds,
   CF time units so xarray decodes datetime64), ``attempts`` (int32);
 - one array per data label ``<device>.<label>`` with dims ``(shot, <label>.y, <label>.x)``
@@ -34,6 +36,7 @@ __all__ = [
     "END_TIME",
     "FORMAT_VERSION",
     "GROW_BLOCK",
+    "INDEX_PREFIX",
     "RESERVED_NAMES",
     "SERIES_CHUNK",
     "SHOT",
@@ -56,6 +59,8 @@ STATUS = "status"
 START_TIME = "start_time"
 END_TIME = "end_time"
 ATTEMPTS = "attempts"
+INDEX_PREFIX = "index."
+"""Prefix of the per-shot loop index arrays (``flows.sequence`` reserves the name ``index``)."""
 RESERVED_NAMES = frozenset({SHOT, STATUS, START_TIME, END_TIME, ATTEMPTS})
 
 GROW_BLOCK = 1024

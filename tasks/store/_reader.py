@@ -17,6 +17,7 @@ from tasks.records import SequenceState, ShotStatus
 
 from ._attrs import decode_attrs
 from ._errors import StoreError
+from ._grid import grid_dataset
 from ._layout import SHOT as SHOT_DIM
 from ._layout import STATUS, read_root_attrs
 from ._lock import WriterIdentity, read_holder, writer_lock_is_free
@@ -138,7 +139,7 @@ def store_state(path: str | Path) -> dict[str, Any]:
     return attrs
 
 
-def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Dataset:
+def open_sequence(path: str | Path, *, completed_only: bool = True, grid: bool = False) -> xr.Dataset:
     """Open the store as a lazily loaded Dataset over ``shot`` (parameters are coordinates).
 
     Works while the store is being written (reads the live, non-consolidated metadata) and
@@ -148,9 +149,22 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
     ``parameter_units`` as JSON text; :func:`store_state` decodes them), so ``to_netcdf``
     keeps them. Raises StoreError if ``path`` is not a readable store, or holds only its
     group metadata (its writer is creating the arrays, or was killed doing so).
+
+    With ``grid`` the completed shots are placed on the scan's axes, outer to inner (e.g.
+    ``(rf_power, detuning, repeat, y, x)``): each axis a dimension whose
+    coordinate is the loop variable's values (with ``units``) or ``0..n-1`` for a repeat;
+    cells of shots not taken hold NaN (NaT for times) and the ``shot`` coordinate gives each
+    cell's shot (NaN: not taken); shuffled loops land in scan order. An axis whose range
+    depends on an enclosing loop (ragged) becomes the dimension ``index.<axis>`` (0..n-1,
+    padded with NaN), its variable a coordinate over the enclosing axes and that dimension
+    (also when only its values, not its size, depend on an enclosing loop).
+    Raises StoreError saying why when the scan's loops are not nested one inside another
+    (sibling loops), or the store records no axes or loop indices (an older store).
     """
     import xarray as xr  # imported here: writer processes need not pay for it
 
+    if grid and not completed_only:
+        raise ValueError("grid=True places the completed shots only: do not pass completed_only=False with it")
     path = Path(path)
     attrs = read_root_attrs(path)
     consolidated = not in_progress(attrs.get("state"))
@@ -177,7 +191,9 @@ def open_sequence(path: str | Path, *, completed_only: bool = True) -> xr.Datase
         raise StoreError(
             f"store {path} has no shot arrays yet: its writer is creating them, or was stopped while doing so"
         )
-    if completed_only:
+    if completed_only or grid:
         completed = np.flatnonzero(load_values(path, ds, STATUS) == ShotStatus.COMPLETED)
         ds = ds.isel(shot=completed)
+    if grid:
+        return grid_dataset(path, ds, decode_attrs(attrs).get("axes"))
     return ds

@@ -237,3 +237,20 @@ def test_loop_variables_without_any_global_parameter() -> None:
     shots = list(iter_shots(load_spec(text)))
     got = [tuple(round(s.parameters[n] * 1e3) for n in ("x", "y", "z")) for s in shots]
     assert got == [(1, 2, 1), (1, 2, 2), (2, 4, 2)]
+
+
+def test_shots_record_their_position_on_each_enclosing_loop_in_scan_order() -> None:
+    loops = (
+        "  - {values: {variable: p, values: [1, 2], steps: [\n"
+        "      {linspace: {variable: d, start: 0 Hz, stop: 3 Hz, num: 4, shuffle: true, seed: 5, steps: [\n"
+        "        {repeat: {count: 2, steps: [shot]}}]}}]}}\n"
+        "  - shot"
+    )
+    shots = list(iter_shots(spec(loops)))
+    inner = shots[:-1]
+    assert [s.indices["p"] for s in inner] == [0] * 8 + [1] * 8
+    assert [s.indices["repeat"] for s in inner] == [0, 1] * 8
+    # shuffled: the index is the position in the unshuffled range, so it follows the value
+    assert all(s.indices["d"] == s.parameters["d"] for s in inner)
+    assert [s.indices["d"] for s in inner[::2]] != sorted(s.indices["d"] for s in inner[::2])
+    assert shots[-1].indices == {}  # a shot after the loops is on no axis
