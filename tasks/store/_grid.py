@@ -161,4 +161,8 @@ def grid_dataset(path: Path, ds: xr.Dataset, axes: Sequence[Mapping[str, Any]] |
     mixed = [name for name, variable in grid.variables.items() if variable.dtype == object]
     for name in mixed:  # bools with missing cells: 1.0, 0.0 and NaN (netCDF has no object type)
         grid[name] = grid[name].copy(data=np.asarray(grid[name].values, dtype=np.float64))
+    for variable in grid.variables.values():
+        stored = variable.encoding.get("dtype")
+        if stored is not None and np.dtype(stored) != variable.dtype:  # an integer made float by missing cells:
+            variable.encoding.pop("dtype")  # written as the floats it is now, NaN kept (not cast back)
     return grid.transpose(*dims, ...)

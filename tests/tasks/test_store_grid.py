@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from simlab import lab_dict
 from store_helpers import record, write_store
+from xarray.coding.variables import SerializationWarning
 
 from flows.run import run_sequence
 from flows.sequence import SequenceSpec, load_spec
@@ -153,7 +155,12 @@ def test_the_ragged_example_is_padded_with_its_true_times(tmp_path: Path) -> Non
     assert np.isnan(tof.values[2, 4]) and np.isnan(grid["shot"].values[2, 4]).all()
     assert np.isnan(grid["camera.cloud"].values[2, 4]).all()
     assert_each_shot_at_its_cell_ragged(flat, grid)
-    grid.to_netcdf(tmp_path / "scan_2d.nc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SerializationWarning)  # no float cast back to an integer dtype
+        grid.to_netcdf(tmp_path / "scan_2d.nc")
+    back = xr.open_dataset(tmp_path / "scan_2d.nc").load()
+    np.testing.assert_array_equal(back["camera.cloud"].values, grid["camera.cloud"].values)  # NaN where padded
+    np.testing.assert_array_equal(back["attempts"].values, grid["attempts"].values)
 
 
 def assert_each_shot_at_its_cell_ragged(flat: xr.Dataset, grid: xr.Dataset) -> None:
