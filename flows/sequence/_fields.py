@@ -147,11 +147,12 @@ DURATION_UNITS = (
 )
 """The time units a plain duration is written in (each one pint's, a test keeps them so)."""
 DURATION_PATTERN = (
-    r"^\s*\+?(?=[0-9.]*[1-9])(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*"
-    rf"(?:{'|'.join(sorted(DURATION_UNITS, key=len, reverse=True))})\s*$"
+    r"^ *\+?(?=[0-9.]*[1-9])(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})? *"
+    rf"(?:{'|'.join(sorted(DURATION_UNITS, key=len, reverse=True))}) *$"
 )
 """A positive number and a time unit (``10 s``, ``1.5 ms``): the JSON-schema pattern of a duration field,
-so that the Prefect server refuses ``10 kg`` when the run is submitted. The spec's own validator
+so that the Prefect server refuses ``10 kg`` when the run is submitted (plain spaces only: ``\\s``
+would admit Unicode spaces the expression parser refuses). The spec's own validator
 accepts every text it matches (and any expression of that dimension besides)."""
 
 
