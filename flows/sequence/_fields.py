@@ -36,6 +36,8 @@ __all__ = [
     "MAX_SEQUENCE_NAME_LENGTH",
     "NAME_PATTERN",
     "STORE_NAMES",
+    "DURATION_PATTERN",
+    "DURATION_UNITS",
     "Expr",
     "INDEX_PREFIX",
     "FrozenModel",
@@ -142,6 +144,22 @@ Expr = Annotated[
     AfterValidator(_parse_expression),
     Field(description="An expression with units, e.g. '2 * detuning + 5 MHz'."),
 ]
+
+
+DURATION_UNITS = (
+    *("s", "ms", "us", "µs", "μs", "ns", "min", "h"),
+    *("second", "seconds", "millisecond", "milliseconds", "microsecond", "microseconds"),
+    *("nanosecond", "nanoseconds", "minute", "minutes", "hour", "hours"),
+)
+"""The time units a plain duration is written in (each one pint's, a test keeps them so)."""
+DURATION_PATTERN = (
+    r"^ *\+?(?=[0-9.]*[1-9])(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})? *"
+    rf"(?:{'|'.join(sorted(DURATION_UNITS, key=len, reverse=True))}) *$"
+)
+"""A positive number and a time unit (``10 s``, ``1.5 ms``): the JSON-schema pattern of a duration field,
+so that the Prefect server refuses ``10 kg`` when the run is submitted (plain spaces only: ``\\s``
+would admit Unicode spaces the expression parser refuses). The spec's own validator
+accepts every text it matches (and any expression of that dimension besides)."""
 
 
 def _check_variable(name: str) -> str:

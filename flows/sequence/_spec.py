@@ -28,7 +28,17 @@ from pydantic_core import CoreSchema
 import devices
 
 from ._analyses_field import AnalysisConfig, analysis_problems
-from ._fields import INDEX_PREFIX, NAME_KEYS, STORE_NAMES, Expr, FrozenModel, Identifier, Name, SequenceName
+from ._fields import (
+    DURATION_PATTERN,
+    INDEX_PREFIX,
+    NAME_KEYS,
+    STORE_NAMES,
+    Expr,
+    FrozenModel,
+    Identifier,
+    Name,
+    SequenceName,
+)
 from ._live_plot_field import LivePlot, live_plot_problems
 from ._steps import Step, assigned_names
 from ._timeline import Timeline
@@ -130,7 +140,11 @@ class Execution(FrozenModel):
     """How shots are run: compile-ahead bound, timeout, retries, batching."""
 
     lookahead: int = Field(4, ge=1, le=MAX_LOOKAHEAD, description="Compile at most this many shots ahead.")
-    shot_timeout: Expr = Field("10 s", description="Time limit of one shot (a positive time).")
+    shot_timeout: Expr = Field(
+        "10 s",
+        description="Time limit of one shot: a positive number and a time unit, e.g. 10 s or 500 ms.",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
     retry: Retry = Field(default_factory=Retry, description="When a failed shot is run again.")
     shots_per_task: Annotated[int, Field(ge=1, le=MAX_SHOTS_PER_TASK)] | Literal["auto"] = Field(
         "auto",

@@ -12,11 +12,15 @@ from typing import Any
 
 import pytest
 from _lab import lab_spec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prefect.utilities.callables import parameter_schema
 
 import devices
 from flows.run import run_sequence
 from flows.sequence import SequenceSpec
+from flows.sequence._fields import DURATION_PATTERN, DURATION_UNITS
+from flows.sequence._units import unit_named
 
 MARKUP = re.compile(r"``|:[a-z]+:`|`~")
 """Sphinx/RST roles and literals, which the form shows as they are."""
@@ -84,3 +88,20 @@ def test_an_empty_store_is_the_default_path(tmp_path: Path) -> None:
     state = asyncio.run(run_sequence(spec, store="", return_state=True))
     assert state.is_completed(), state.message
     assert [p.parent for p in tmp_path.glob("*/*.zarr")] == [tmp_path / spec.name]
+
+
+def test_every_duration_unit_of_the_pattern_is_a_time_for_pint() -> None:
+    assert all(str(unit_named(name).dimensionality) == "[time]" for name in DURATION_UNITS)  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    # Python's $ also matches before a final newline; JSON Schema's (ECMA 262) does not
+    text=st.from_regex(DURATION_PATTERN, alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))).filter(
+        lambda t: not t.endswith("\n")
+    )
+)
+def test_the_spec_accepts_every_shot_timeout_the_form_pattern_accepts(text: str) -> None:
+    data = lab_spec(shots=2).model_dump(mode="json")
+    data["execution"]["shot_timeout"] = text
+    assert SequenceSpec.model_validate(data).execution.shot_timeout == text
