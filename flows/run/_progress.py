@@ -98,44 +98,77 @@ class ProgressReporter:
         self._key = key
         self._artifact: UUID | None = None
         self._artifact_failed = False
+        self._rate = _ShotRate()
 
     async def run(self) -> None:
         """Publish until cancelled."""
         last_artifact = -1.0
-        last_value: float | None = None
+        last_completed: int | None = None
         while True:
             self._status.publish()
             snap = self._status.snapshot()
             now = time.monotonic()
-            if snap.expected and now - last_artifact >= ARTIFACT_INTERVAL:
-                value = 100.0 * snap.completed / snap.expected
-                if value != last_value:
-                    await self._publish(value)
-                    last_value, last_artifact = value, now
+            self._rate.observe(snap.completed, now)
+            if snap.expected and now - last_artifact >= ARTIFACT_INTERVAL and snap.completed != last_completed:
+                await self._publish(snap)
+                last_completed, last_artifact = snap.completed, now
             await anyio.sleep(LISTENER_INTERVAL)
 
     async def finish(self) -> None:
         """Publish the final value."""
         self._status.publish()
         snap = self._status.snapshot()
+        self._rate.observe(snap.completed, time.monotonic())
         if snap.expected:
-            await self._publish(100.0 * snap.completed / snap.expected)
+            await self._publish(snap)
 
-    async def _publish(self, value: float) -> None:
-        if self._artifact_failed:
+    async def _publish(self, snap: Progress) -> None:
+        if self._artifact_failed or not snap.expected:
             return
+        value = 100.0 * snap.completed / snap.expected
+        description = progress_text(snap.completed, snap.expected, self._rate.per_second())
         try:
             # never cancel an HTTP call half-way (it would corrupt the shared client): shield it, bounded
             with anyio.move_on_after(HTTP_TIMEOUT, shield=True):
-                await self._send(value)
+                await self._send(value, description)
         except Exception as exc:  # noqa: BLE001 - the run goes on without the artifact
             logger.warning("could not publish the progress artifact: %s", exc)
             self._artifact_failed = True
 
-    async def _send(self, value: float) -> None:
+    async def _send(self, value: float, description: str) -> None:
+        # one call per update: the description (what the UI's card shows) travels with the value
         if self._artifact is None:
-            self._artifact = await acreate_progress_artifact(
-                progress=value, key=self._key, description="Shots completed (%)"
-            )
+            self._artifact = await acreate_progress_artifact(progress=value, key=self._key, description=description)
         else:
-            await aupdate_progress_artifact(self._artifact, progress=value)
+            await aupdate_progress_artifact(self._artifact, progress=value, description=description)
+
+
+class _ShotRate:
+    """Shots per second of this run, from the first count seen (a resumed run's earlier shots do not count)."""
+
+    def __init__(self) -> None:
+        self._first: tuple[int, float] | None = None
+        self._last: tuple[int, float] | None = None
+
+    def observe(self, completed: int, now: float) -> None:
+        if self._first is None or completed <= self._first[0]:
+            self._first = (completed, now)  # the clock starts when the count last stood still
+        self._last = (completed, now)
+
+    def per_second(self) -> float | None:
+        if self._first is None or self._last is None:
+            return None
+        shots, seconds = self._last[0] - self._first[0], self._last[1] - self._first[1]
+        return shots / seconds if shots > 0 and seconds > 0 else None
+
+
+def progress_text(completed: int, expected: int, rate: float | None) -> str:
+    """What the progress card says without a click: ``shot 12 of 41 · 2.5 shots/s · ETA 0:00:12``
+    (the rate and ETA once a shot of this run has been timed; no ETA when all shots are done)."""
+    parts = [f"shot {completed} of {expected}"]
+    if rate is not None:
+        parts.append(f"{rate:.3g} shots/s")
+        if completed < expected:
+            eta = round((expected - completed) / rate)
+            parts.append(f"ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
+    return " · ".join(parts)

@@ -56,3 +56,33 @@ def test_the_summary_shows_the_scan_and_how_to_open_the_store(tmp_path: Path) ->
     assert "# Sequence finished" in summary and "3 / 3" in summary
     assert "| detuning | 3 | Hz |" in summary, summary
     assert f"shotflow show {store}" in summary
+
+
+async def _progress(flow_run_id: object) -> object:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
+
+    async with get_client() as client:
+        (artifact,) = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                type=ArtifactFilterType(any_=["progress"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+            )
+        )
+        return artifact
+
+
+def test_the_progress_card_says_which_shot_of_how_many(tmp_path: Path) -> None:
+    spec = lab_spec(shots=4, journal=tmp_path / "journal.jsonl")
+    state = asyncio.run(run_sequence(spec, store=str(tmp_path / "s.zarr"), return_state=True))
+    assert state.is_completed(), state.message
+    artifact = asyncio.run(_progress(state.state_details.flow_run_id))
+    assert artifact.data == 100.0
+    assert re.fullmatch(r"shot 4 of 4( · [\d.e+]+ shots/s)?", artifact.description), artifact.description
+
+
+def test_the_progress_text_gives_the_rate_and_the_time_left() -> None:
+    from flows.run._progress import progress_text
+
+    assert progress_text(3, 41, None) == "shot 3 of 41"
+    assert progress_text(12, 41, 2.5) == "shot 12 of 41 · 2.5 shots/s · ETA 0:00:12"
+    assert progress_text(1, 7201, 1.0) == "shot 1 of 7201 · 1 shots/s · ETA 2:00:00"
+    assert progress_text(41, 41, 2.5) == "shot 41 of 41 · 2.5 shots/s"
