@@ -125,7 +125,12 @@ async def execute(
         cleanup.add("publish the final state", lambda: status.update(state=str(outcome.state)))
         cleanup.add("publish the final progress", reporter.finish)
         cleanup.add("draw the final live plot", lambda: live_plot.update(final=True))
-        cleanup.add("publish the summary", lambda: publish_summary(result(), time.monotonic() - started))
+        cleanup.add(
+            "publish the summary",
+            lambda: publish_summary(
+                result(), time.monotonic() - started, (spec.live_plot.data, spec.live_plot.against)
+            ),
+        )
         await cleanup.run()
         if outcome.state is SequenceState.FINISHED and cleanup.first_failure is not None:
             raise cleanup.first_failure  # the run had no error of its own: this one is it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import os
 import shlex
@@ -12,7 +14,7 @@ import anyio
 from prefect.artifacts import acreate_markdown_artifact
 from pydantic import BaseModel
 
-from tasks.store import StoreError, store_state
+from tasks.store import StoreError, open_sequence, plot_store, store_state
 
 from ._prepare import RESULTS_ROOT_ENV
 
@@ -34,12 +36,19 @@ class SequenceResult(BaseModel):
     error: dict[str, Any] | None = None
 
 
-async def publish_summary(result: SequenceResult, duration: float) -> None:
-    """Publish the run's summary as a markdown artifact; shielded, bounded, and never raises for Prefect's sake."""
+async def publish_summary(result: SequenceResult, duration: float, plot: tuple[str, str] = ("", "")) -> None:
+    """Publish the run's summary as a markdown artifact; shielded, bounded, and never raises for Prefect's sake.
+
+    ``plot`` is the variable and x axis of the final plot (empty: the first data label, against the
+    scanned parameter); the plot is drawn from the store in a worker thread.
+    """
     with anyio.CancelScope(shield=True), anyio.move_on_after(SUMMARY_TIMEOUT):
         try:
+            image = await anyio.to_thread.run_sync(_final_plot, result.store, *plot)
             await acreate_markdown_artifact(
-                _summary_markdown(result, duration), key="sequence-summary", description=f"sequence {result.store}"
+                _summary_markdown(result, duration, image),
+                key="sequence-summary",
+                description=f"sequence {result.store}",
             )
         except Exception as exc:  # noqa: BLE001 - the store, not Prefect, is the record
             logger.warning("could not publish the summary artifact: %s", exc)
@@ -76,7 +85,24 @@ def _scan_lines(store: str) -> list[str]:
     return lines
 
 
-def _summary_markdown(result: SequenceResult, duration: float) -> str:
+def _final_plot(store: str, variable: str, against: str) -> list[str]:
+    """Markdown lines of the final plot (an embedded PNG), or none when nothing can be plotted."""
+    try:
+        if not variable:
+            labels = [name for name in open_sequence(store).data_vars if "." in str(name)]  # <device>.<label>
+            if not labels:
+                return []
+            variable = str(labels[0])
+        buffer = io.BytesIO()
+        against = plot_store(store, variable, against or None, buffer)
+    except (StoreError, OSError) as exc:  # no completed shot, a store gone: the summary says the rest
+        logger.debug("no plot for the summary: %s", exc)
+        return []
+    image = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return ["", f"## {variable} against {against}", "", f"![{variable}](data:image/png;base64,{image})"]
+
+
+def _summary_markdown(result: SequenceResult, duration: float, plot: list[str] | None = None) -> str:
     shown = _shown_path(result.store)
     lines = [
         f"# Sequence {result.state}",
@@ -90,6 +116,7 @@ def _summary_markdown(result: SequenceResult, duration: float) -> str:
     if result.error:
         lines.append(f"| error | {result.error.get('message', '')} |")
     lines += _scan_lines(result.store)
+    lines += plot or []
     lines += ["", "Open it with:", "", "```", f"shotflow show {shlex.quote(result.store)}", "```"]
     if result.state == "interrupted":
         lines += ["", "Continue it with:", "", "```", f"shotflow resume {shlex.quote(result.store)}", "```"]

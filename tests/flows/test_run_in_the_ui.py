@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import re
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 from _lab import lab_spec
 from prefect import get_client
@@ -56,6 +59,18 @@ def test_the_summary_shows_the_scan_and_how_to_open_the_store(tmp_path: Path) ->
     assert "# Sequence finished" in summary and "3 / 3" in summary
     assert "| detuning | 3 | Hz |" in summary, summary
     assert f"shotflow show {store}" in summary
+    assert "## camera.atoms against detuning" in summary, summary[:2000]
+    encoded = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", summary)
+    assert encoded, "the summary shows the final plot"
+    assert matplotlib.image.imread(io.BytesIO(base64.b64decode(encoded.group(1))), format="png").ndim == 3
+
+
+def test_a_failed_run_s_summary_names_the_error(tmp_path: Path) -> None:
+    spec = lab_spec(shots=4, faults={"camera": {"fail_compile_shot": 2}})
+    state = asyncio.run(run_sequence(spec, store=str(tmp_path / "s.zarr"), return_state=True))
+    assert state.is_failed()
+    summary = asyncio.run(_summary(state.state_details.flow_run_id))
+    assert "# Sequence failed" in summary and "| error |" in summary and "shot 2" in summary, summary[:2000]
 
 
 async def _progress(flow_run_id: object) -> object:
