@@ -18,7 +18,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import numpy as np
@@ -32,11 +32,14 @@ from pydantic import BaseModel, Field
 from flows._errors import CalibrationError
 from flows.run import SequenceResult, run_sequence, store_calibrated
 from flows.sequence import SequenceSpec
-from tasks.store import format_quantity, open_sequence
+from tasks.store import compact_unit, format_quantity, open_sequence
 
 from ._fit import FitQuality, LineFit, atom_numbers, check_fit, fit_lorentzian, fit_rabi
 
 __all__ = ["CalibrationResult", "calibrate_rabi", "calibrate_resonance"]
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,13 @@ def _load(store: str, variable: str, data: str) -> _Analysis:
 
 
 def _plot_png(analysis: _Analysis, fit: LineFit | None, title: str) -> bytes:
+    buffer = io.BytesIO()
+    _figure(analysis, fit, title).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _figure(analysis: _Analysis, fit: LineFit | None, title: str) -> Figure:
+    """The report's plot: the data and the fit, the x axis in engineering units (MHz, us...)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -84,17 +94,19 @@ def _plot_png(analysis: _Analysis, fit: LineFit | None, title: str) -> bytes:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     x, y = np.asarray(analysis.x), np.asarray(analysis.y)
-    axes.plot(x, y, "o", markersize=4, label="data")
+    shown, unit = compact_unit(x, analysis.unit)  # 79.5 MHz, not 7.95e7 Hz with an offset
+    largest = int(np.argmax(np.abs(x))) if x.size else 0
+    scale = float(shown[largest] / x[largest]) if x.size and x[largest] != 0 else 1.0
+    axes.plot(shown, y, "o", markersize=4, label="data")
     if fit is not None:
         fine = np.linspace(x.min(), x.max(), 400)
-        axes.plot(fine, fit.curve(fine), "-", label="fit")
-    axes.set_xlabel(f"{title} scan ({analysis.unit or 'SI'})")
+        axes.plot(fine * scale, fit.curve(fine), "-", label="fit")
+    axes.ticklabel_format(axis="x", useOffset=False)
+    axes.set_xlabel(f"{title} ({unit})" if unit else f"{title} scan")
     axes.set_ylabel("atom number")
     axes.legend()
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 _RECIPROCAL = {"s": "Hz", "Hz": "s"}

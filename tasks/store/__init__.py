@@ -12,7 +12,7 @@ from ._errors import (
     StoreSpecMismatchError,
 )
 from ._layout import INDEX_PREFIX
-from ._quantity_text import format_quantity
+from ._quantity_text import compact_unit, format_quantity
 from ._reader import load_values, open_sequence, read_store_spec, store_state
 from ._show import describe_store, draw_store, plot_store
 from ._writer import ShotStoreWriter
@@ -32,6 +32,7 @@ __all__ = [
     "StoreSpecMismatchError",
     "compact_store",
     "count_files",
+    "compact_unit",
     "describe_store",
     "draw_store",
     "format_quantity",

@@ -171,3 +171,16 @@ def test_rabi_calibration_stores_the_pi_time(tmp_path: Path) -> None:
     assert state.is_completed(), state.message
     assert state.result().value == pytest.approx(10e-6, rel=0.02)
     assert variable("pi_pulse")["unit"] == "s"
+
+
+def test_the_report_plot_shows_the_scan_in_megahertz() -> None:
+    from flows.calibration._flows import _Analysis, _figure
+
+    x = np.linspace(79e6, 81e6, 31)
+    y = lorentzian(x, 80.1e6, 0.4e6, 500.0, 20.0)
+    figure = _figure(_Analysis(x=x.tolist(), y=y.tolist(), unit="Hz"), fit_lorentzian(x, y), "rf_frequency")
+    (axes,) = figure.axes
+    assert axes.get_xlabel() == "rf_frequency (MHz)"
+    low, high = axes.get_xlim()
+    assert 78 < low < 79.1 and 80.9 < high < 82, (low, high)
+    assert axes.xaxis.get_major_formatter().get_offset() == ""  # no "+7.9e7" offset above the axis
