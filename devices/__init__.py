@@ -8,8 +8,10 @@ An instrument is a :class:`DeviceConfiguration` (user settings), a
 """
 
 from ._configuration import DeviceConfiguration, Expression, ExpressionSpec, expression
+from ._data import Coordinate, DataDeclaration
 from ._device import Device, DeviceCompiler, DeviceController
 from ._errors import (
+    DataDeclarationError,
     DeviceConfigurationError,
     DeviceError,
     DeviceNotUsed,
@@ -42,6 +44,9 @@ __all__ = [
     "Expression",
     "ExpressionSpec",
     "expression",
+    # declared data
+    "Coordinate",
+    "DataDeclaration",
     # registry
     "ENTRY_POINT_GROUP",
     "DeviceType",
@@ -62,6 +67,7 @@ __all__ = [
     "ShotExchange",
     "run_blocking",
     # errors
+    "DataDeclarationError",
     "DeviceConfigurationError",
     "DeviceError",
     "DeviceNotUsed",

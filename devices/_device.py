@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ._configuration import DeviceConfiguration
+from ._data import DataDeclaration
 from ._shot import SequenceContext, Shot
 
 if TYPE_CHECKING:
@@ -60,6 +61,15 @@ class DeviceCompiler:
 
     def compile_initialization_parameters(self) -> Mapping[str, Any]:
         """Return the keyword arguments of the :class:`Device` constructor (default: none)."""
+        return {}
+
+    def declare_data(self) -> Mapping[str, DataDeclaration]:
+        """Return the data labels the controller signals, each with its :class:`DataDeclaration`.
+
+        Called once per sequence, before the first shot. A device that declares nothing (the
+        default) may signal any label; one that declares labels may signal only those, each
+        fitting its declaration (else :class:`DataDeclarationError`).
+        """
         return {}
 
     def compile_shot_parameters(self, shot: Shot) -> Mapping[str, Any]:

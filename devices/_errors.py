@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "DataDeclarationError",
     "DeviceConfigurationError",
     "DeviceError",
     "DeviceNotUsed",
@@ -104,6 +105,21 @@ class DeviceConfigurationError(ShotflowError, ValueError):
     """A device's settings do not fit the sequence (e.g. a channel naming no timeline lane).
 
     Raised by a compiler's constructor, before any instrument is touched; ``device`` names it.
+    """
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(f"device {device!r}: {message}")
+        self.device = device
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.device, self.message))
+
+
+class DataDeclarationError(ShotContextError):
+    """A controller signalled data its device did not declare, or that does not fit the declaration.
+
+    ``device`` names the device; the message names the label and the problem.
     """
 
     def __init__(self, device: str, message: str) -> None:

@@ -19,8 +19,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from ._data import DataDeclaration, check_data
 from ._device import DeviceController
-from ._errors import DeviceError, ShotContextError
+from ._errors import DataDeclarationError, DeviceError, ShotContextError
 
 __all__ = ["LABEL_PATTERN", "MAX_LABEL_LENGTH", "ShotContext", "ShotExchange", "run_blocking"]
 
@@ -57,6 +58,8 @@ class ShotExchange:
     Single-use: create a new exchange for each shot attempt. ``on_trigger``, if
     given, is called once, synchronously, when the barrier opens (the engine uses
     it to schedule its own bookkeeping while the shot plays, not while it is set up).
+    ``declarations`` maps a device name to its declared data (:meth:`DeviceCompiler.declare_data`);
+    a device with declarations may only signal those labels, each fitting its declaration.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class ShotExchange:
         parameters: Mapping[str, Any],
         device_names: Collection[str],
         on_trigger: Callable[[], None] | None = None,
+        declarations: Mapping[str, Mapping[str, DataDeclaration]] | None = None,
     ) -> None:
         names = tuple(device_names)
         if len(set(names)) != len(names):
@@ -81,6 +85,9 @@ class ShotExchange:
         self._data_events: dict[str, anyio.Event] = {}
         self._contexts: dict[str, ShotContext] = {}
         self._on_trigger = on_trigger
+        self.declarations: Mapping[str, Mapping[str, DataDeclaration]] = {
+            name: declared for name, declared in (declarations or {}).items() if declared
+        }
 
     @property
     def data(self) -> dict[str, Any]:
@@ -213,13 +220,23 @@ class ShotContext:
         """Publish ``value`` as ``"<device>.<label>"``; wakes its waiters.
 
         Raises :class:`ShotContextError` if the label was already signalled in this shot
-        or is not a valid name (:data:`LABEL_PATTERN`: it becomes a zarr array ``<device>.<label>``).
+        or is not a valid name (:data:`LABEL_PATTERN`: it becomes a zarr array ``<device>.<label>``),
+        and :class:`DataDeclarationError` if the device declared its data and ``label`` is not
+        declared, or ``value`` has another dimension count, shape or dtype than declared.
         """
         if not isinstance(label, str) or len(label) > MAX_LABEL_LENGTH or not _LABEL.fullmatch(label):
             shown = repr(label) if len(repr(label)) <= 80 else repr(label)[:77] + "..."
             raise ShotContextError(
                 f"device {self.device_name!r}: data label {shown} is not a valid name ({LABEL_HELP})"
             )
+        declared = self._exchange.declarations.get(self.device_name)
+        if declared is not None:
+            declaration = declared.get(label)
+            if declaration is None:
+                raise DataDeclarationError(
+                    self.device_name, f"signalled undeclared data {label!r}; declared: {', '.join(sorted(declared))}"
+                )
+            check_data(self.device_name, label, declaration, value)
         key = f"{self.device_name}.{label}"
         if self._exchange.has_data(key):
             raise ShotContextError(f"device {self.device_name!r} signalled {label!r} twice in shot {self.index}")

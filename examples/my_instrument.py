@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Self
 
 from devices import (
+    DataDeclaration,
     Device,
     DeviceCompiler,
     DeviceConfiguration,
@@ -43,6 +44,9 @@ class ShutterCompiler(DeviceCompiler):
 
     def compile_initialization_parameters(self) -> Mapping[str, Any]:
         return {"port": self.config.port}
+
+    def declare_data(self) -> Mapping[str, DataDeclaration]:
+        return {"open_time": DataDeclaration(unit="s", long_name="measured shutter open time")}
 
     def compile_shot_parameters(self, shot: Shot) -> Mapping[str, Any]:
         return {"open_time": self.sequence.evaluate(self.config.open_time, shot, "s")}

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, override
 
 from .._configuration import Expression, expression
+from .._data import DataDeclaration
 from .._shot import Shot
 from .._shot_context import ShotContext, run_blocking
 from ._base import SimCompiler, SimConfiguration, SimController, SimDevice
@@ -35,6 +36,10 @@ class RFSourceCompiler(SimCompiler):
     """Evaluates frequency, amplitude and settle time for each shot."""
 
     config: RFSourceConfig
+
+    @override
+    def declare_data(self) -> Mapping[str, DataDeclaration]:
+        return {"frequency": DataDeclaration(unit="Hz", long_name="RF frequency read back")}
 
     @override
     def compile_shot(self, shot: Shot) -> Mapping[str, Any]:

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from .._configuration import DeviceConfiguration
+from .._data import DataDeclaration
 from .._errors import DeviceConfigurationError, DeviceError
 from .._shot import AnalogLane, Ramp, SequenceContext, Shot, ShotTimeline
 from .._shot_context import ShotContext, run_blocking
@@ -63,6 +64,15 @@ class ScopeCompiler(SimCompiler):
     @override
     def compile_initialization_parameters(self) -> Mapping[str, Any]:
         return {**super().compile_initialization_parameters(), "noise": self.config.noise, "seed": self.config.seed}
+
+    @override
+    def declare_data(self) -> Mapping[str, DataDeclaration]:
+        # the sample step is the shot's duration / samples: it may change from shot to shot, so no coordinate
+        return {
+            "trace": DataDeclaration(
+                dims=("time",), shape=(self.config.samples,), dtype="float32", long_name="scope trace (lane units)"
+            )
+        }
 
     @override
     def compile_shot(self, shot: Shot) -> Mapping[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from .._configuration import DeviceConfiguration, expression
+from .._data import DataDeclaration
 from .._errors import DeviceConfigurationError, DeviceError, DeviceNotUsed
 from .._shot import AnalogLane, DigitalLane, Ramp, SequenceContext, Shot, ShotTimeline
 from .._shot_context import ShotContext, run_blocking
@@ -61,6 +62,10 @@ class SequencerCompiler(SimCompiler):
                 raise DeviceConfigurationError(
                     name, f"channels {unknown} are not timeline lanes; known lanes: {sorted(known)}"
                 )
+
+    @override
+    def declare_data(self) -> Mapping[str, DataDeclaration]:
+        return {"duration": DataDeclaration(unit="s", long_name="duration played")}
 
     @override
     def compile_shot(self, shot: Shot) -> Mapping[str, Any]:

@@ -160,6 +160,7 @@ async def _run_shots(
     """
     spec = plan.spec
     async with AsyncExitStack() as stack:
+        declarations = {name: compiler.declare_data() for name, compiler in plan.compilers.items()}
         devices: dict[str, Device] = {
             name: get_device_type(spec.devices[name].type).device(**compiler.compile_initialization_parameters())
             for name, compiler in plan.compilers.items()
@@ -178,6 +179,7 @@ async def _run_shots(
             entered,
             controllers,
             timeout=plan.shot_timeout,
+            declarations=declarations,
             retry=RetryPolicy(
                 max_attempts=spec.execution.retry.max_attempts,
                 retry_on=frozenset(spec.execution.retry.retry_on),

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from devices import Device, DeviceController, DeviceError, DeviceTimeoutError, ShotExchange
+from devices import DataDeclaration, Device, DeviceController, DeviceError, DeviceTimeoutError, ShotExchange
 from tasks.records import CompiledShot, ShotRecord, ShotStatus, raise_first
 
 from ._errors import ShotExecutionError
@@ -27,7 +27,8 @@ class ShotRunner:
     A controller error cancels the other controllers of the shot at once; a shot
     that does not finish within ``timeout`` seconds is cancelled and fails with
     :class:`DeviceTimeoutError` naming the devices still running. Failed attempts
-    are re-run as ``retry`` allows.
+    are re-run as ``retry`` allows. ``declarations`` (device name -> its
+    :meth:`DeviceCompiler.declare_data`) are checked on every signalled datum.
     """
 
     def __init__(
@@ -38,12 +39,14 @@ class ShotRunner:
         timeout: float,
         retry: RetryPolicy,
         block_warning: float = 0.05,
+        declarations: Mapping[str, Mapping[str, DataDeclaration]] | None = None,
     ) -> None:
         self._devices = dict(devices)
         self._controllers = dict(controllers)
         self._timeout = timeout
         self._retry = retry
         self._block_warning = block_warning
+        self._declarations = dict(declarations or {})
 
     async def run(self, compiled: CompiledShot, *, on_trigger: Callable[[], None] | None = None) -> ShotRecord:
         """Run ``compiled`` until it succeeds or fails for good.
@@ -90,7 +93,9 @@ class ShotRunner:
 
     async def _attempt(self, compiled: CompiledShot, on_trigger: Callable[[], None] | None) -> dict[str, Any]:
         names = list(compiled.instructions)
-        exchange = ShotExchange(compiled.index, compiled.shot.parameters, names, on_trigger)
+        exchange = ShotExchange(
+            compiled.index, compiled.shot.parameters, names, on_trigger, declarations=self._declarations
+        )
         running = set(names)
 
         async def run_one(name: str) -> None:
