@@ -101,16 +101,23 @@ async def held_by(devices: list[str], holder: Holder) -> list[str]:
 
 
 async def forget_holder(devices: list[str], holder: Holder) -> None:
-    """Delete the records of ``holder`` on ``devices`` (concurrently): always before its slots
-    are given back, so that a record never outlives the slot it describes."""
+    """Delete the records of ``holder`` on ``devices``: always before its slots are given back,
+    so that a record never outlives the slot it describes.
 
-    async def forget(device: str) -> None:
-        if await read_holder(device) == holder:
-            await Variable.aunset(holder_variable(device))
+    The records are read concurrently and deleted one after another: concurrent writes to the
+    local SQLite server are refused as busy (503) and then retried after a back-off of seconds.
+    """
+    ours: dict[str, bool] = {}
+
+    async def check(device: str) -> None:
+        ours[device] = await read_holder(device) == holder
 
     async with anyio.create_task_group() as tg:
         for device in devices:
-            tg.start_soon(forget, device)
+            tg.start_soon(check, device)
+    for device in devices:
+        if ours[device]:
+            await Variable.aunset(holder_variable(device))
 
 
 def this_holder(lease_id: UUID) -> Holder:
