@@ -88,6 +88,20 @@ def _no_leaked_processes() -> Iterator[None]:
         pytest.fail(f"test left child processes running: {sorted(leaked)}")
 
 
+@pytest.fixture(scope="session")
+def deployed_lab() -> Iterator[object]:
+    """One real Prefect server (auth on, UI served), prefect.yaml deployed and a process worker,
+    shared by tests/integration and tests/ui (tests/deploy_lab.py): started by the first test that
+    needs it, stopped at the end of the session whatever happens."""
+    from deploy_lab import start_lab, stop_lab
+
+    running = start_lab(ui=True)
+    try:
+        yield running
+    finally:
+        stop_lab(running)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_lab import AUTH, Lab, start_lab, stop_lab
+from deploy_lab import AUTH, Lab
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -57,14 +57,10 @@ def chromium() -> str:
     return _chromium()
 
 
-@pytest.fixture(scope="module")
-def ui_lab(chromium: str) -> Iterator[Lab]:
-    """Server with its UI, work pool, deployments and worker; stopped at the end of the module whatever happens."""
-    running = start_lab(ui=True)
-    try:
-        yield running
-    finally:
-        stop_lab(running)
+@pytest.fixture
+def ui_lab(chromium: str, deployed_lab: Lab) -> Lab:
+    """Server with its UI, work pool, deployments and worker (the session's, shared with tests/integration)."""
+    return deployed_lab
 
 
 @pytest.fixture(scope="module")
