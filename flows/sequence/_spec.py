@@ -158,7 +158,14 @@ class Execution(FrozenModel):
         ),
     )
     compile_workers: int | None = Field(
-        None, ge=1, le=MAX_COMPILE_WORKERS, description="Processes compiling shots (None: chosen from the machine)."
+        None,
+        ge=1,
+        le=MAX_COMPILE_WORKERS,
+        description=(
+            "Processes compiling the CPU-heavy devices' shots (e.g. a pulse sequencer's samples), from the first "
+            "shot. Unset (default): they compile in a thread until one shot takes over 2 ms there, then in one "
+            "process per core."
+        ),
     )
     device_lock: Literal["wait", "fail"] = Field(
         "wait", description="When a device is used by another run: wait for it, or fail at once."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -23,6 +24,17 @@ __all__ = ["ShotCompiler"]
 logger = logging.getLogger(__name__)
 
 
+def _start_pool(heavy: Mapping[str, DeviceCompiler], workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` spawned processes, each with its own copy of the ``heavy`` compilers."""
+    logger.debug("compile pool: %d worker processes for %s", workers, ", ".join(heavy))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_process,
+        initargs=(heavy,),
+    )
+
+
 async def _wait_future(future: Future[Any]) -> Any:
     try:
         return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
@@ -31,75 +43,107 @@ async def _wait_future(future: Future[Any]) -> Any:
         raise
 
 
+PROCESS_AFTER_S = 0.002
+"""With ``workers`` unset, the compilers flagged ``compile_in_process`` run in a worker thread
+until one shot takes them longer than this; then the process pool starts (see :class:`ShotCompiler`)."""
+
+
 class ShotCompiler:
     """Compiles shots with a sequence's device compilers.
 
-    Compilers flagged ``compile_in_process`` (CPU-heavy, e.g. a pulse
-    sequencer) run in a pool of worker processes so that compilation uses every
-    core instead of one thread under the GIL; the others run in a worker
-    thread. Use :meth:`open`, which owns the process pool.
+    Compilers flagged ``compile_in_process`` (CPU-heavy, e.g. a pulse sequencer)
+    can run in a pool of worker processes, so that compilation uses every core
+    instead of one thread under the GIL; the others run in a worker thread.
+    With ``workers`` given, the pool serves them from the first shot. Unset (the
+    default), they start in a worker thread: a process costs about a second to
+    start and stop and a round trip per shot, more than a light compile takes. Once
+    one shot takes them longer than :data:`PROCESS_AFTER_S` there, a pool of one
+    process per core starts, and takes over once its processes are up. The
+    compilers are the same either way, so are the instructions. Use :meth:`open`,
+    which owns the process pool.
     """
 
     def __init__(
         self, compilers: Mapping[str, DeviceCompiler], pool: ProcessPoolExecutor | None, workers: int = 0
     ) -> None:
         self._compilers = dict(compilers)
+        self._heavy = {n: c for n, c in compilers.items() if c.compile_in_process}
         self._pool = pool
         self._workers = workers
-        self._in_process = tuple(n for n, c in compilers.items() if c.compile_in_process and pool)
-        self._in_thread = tuple(n for n in compilers if n not in self._in_process)
+        self._adaptive = pool is None and bool(self._heavy)
+        self._warming: list[Future[Any]] = []
+        self._light = tuple(n for n in compilers if n not in self._heavy)
 
     @classmethod
     @asynccontextmanager
     async def open(
         cls, compilers: Mapping[str, DeviceCompiler], *, workers: int | None = None
     ) -> AsyncIterator[ShotCompiler]:
-        """Start the process pool if a compiler needs it (``workers`` defaults to the core count).
+        """Start the process pool now when ``workers`` is given, or later when needed (see the class).
 
         The pool is shut down on exit, pending work cancelled.
         """
         heavy = {n: c for n, c in compilers.items() if c.compile_in_process}
-        if not heavy:
-            yield cls(compilers, None)
-            return
-        workers = workers or os.cpu_count() or 1
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_process,
-            initargs=(heavy,),
-        )
+        compiler = cls(compilers, _start_pool(heavy, workers) if heavy and workers else None, workers or 0)
         try:
-            logger.debug("compile pool: %d worker processes for %s", workers, ", ".join(heavy))
-            yield cls(compilers, pool, workers)
+            yield compiler
         finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(partial(pool.shutdown, wait=True, cancel_futures=True))
+            if compiler._pool is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(partial(compiler._pool.shutdown, wait=True, cancel_futures=True))
+
+    @property
+    def uses_processes(self) -> bool:
+        """True once the compilers flagged ``compile_in_process`` run in the process pool."""
+        return self._pool is not None and all(f.done() for f in self._warming)
 
     async def warm_up(self) -> None:
-        """Start every worker process now, so the first shots do not pay for it."""
+        """Start every worker process of a pool started by :meth:`open` now, so the first shots do not pay for it."""
         if self._pool is None:
             return
         futures = [self._pool.submit(warm_up) for _ in range(self._workers)]
         for f in futures:
             await _wait_future(f)
 
+    def _start_processes(self) -> None:
+        """A heavy compile was slow in the thread: start the pool; its processes come up meanwhile."""
+        self._adaptive = False
+        self._workers = os.cpu_count() or 1
+        self._pool = _start_pool(self._heavy, self._workers)
+        self._warming = [self._pool.submit(warm_up) for _ in range(self._workers)]
+        logger.info(
+            "compiling %s in %d worker processes (over %.0f ms a shot in a thread)",
+            ", ".join(self._heavy),
+            self._workers,
+            PROCESS_AFTER_S * 1e3,
+        )
+
+    async def _compile_heavy_in_thread(self, shot: Shot) -> Mapping[str, Mapping[str, Any]]:
+        started = time.perf_counter()
+        out = await anyio.to_thread.run_sync(compile_devices, self._compilers, tuple(self._heavy), shot)
+        if self._adaptive and time.perf_counter() - started > PROCESS_AFTER_S:
+            self._start_processes()
+        return out
+
     async def compile(self, shot: Shot) -> CompiledShot:
         """Compile ``shot`` for every device; raises ``ShotCompilationError`` naming shot and device."""
         instructions: dict[str, Mapping[str, Any]] = {}
 
-        async def in_process() -> None:
-            assert self._pool is not None
-            future = self._pool.submit(compile_in_process, self._in_process, shot)
-            instructions.update(await _wait_future(future))
+        async def heavy() -> None:
+            if self.uses_processes:
+                assert self._pool is not None
+                future = self._pool.submit(compile_in_process, tuple(self._heavy), shot)
+                instructions.update(await _wait_future(future))
+            else:
+                instructions.update(await self._compile_heavy_in_thread(shot))
 
         try:
             async with anyio.create_task_group() as tg:
-                if self._in_process:
-                    tg.start_soon(in_process)
-                if self._in_thread:
+                if self._heavy:
+                    tg.start_soon(heavy)
+                if self._light:
                     instructions.update(
-                        await anyio.to_thread.run_sync(compile_devices, self._compilers, self._in_thread, shot)
+                        await anyio.to_thread.run_sync(compile_devices, self._compilers, self._light, shot)
                     )
         except BaseExceptionGroup as group:
             raise_first(group)

@@ -127,7 +127,7 @@ def _completed_prefix(store: Path) -> int:
 def test_compile_error_in_a_worker_process(tmp_path: Path) -> None:
     """The sequencer compiles in worker processes: its error still names shot and device."""
     state, store, journal = _run_case(
-        tmp_path, {"sequencer": {"fail_compile_shot": 2}}, devices=("sequencer", "rf"), lookahead=8
+        tmp_path, {"sequencer": {"fail_compile_shot": 2}}, devices=("sequencer", "rf"), lookahead=8, compile_workers=2
     )
     assert state.is_failed()
     completed = _completed_prefix(store)
