@@ -124,14 +124,36 @@ def _write_state(home: Path, info: ServerInfo) -> None:
 
 
 def _process(info: ServerInfo) -> psutil.Process | None:
-    """The server's process, or None if it is gone (a reused pid is not the server)."""
+    """The server's process, or None if it is gone (a reused pid is not the server).
+
+    A zombie is gone: a server killed after its starter exited is reparented to PID 1, and in a
+    container whose PID 1 does not reap, it stays a zombie (it cannot answer nor be waited for).
+    """
     try:
         process = psutil.Process(info.pid)
         if abs(process.create_time() - info.created) > 1.0:
             return None
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
         return process
     except psutil.Error:
         return None
+
+
+def _exited(process: psutil.Process, timeout: float) -> bool:
+    """Wait until ``process`` has exited (a zombie has); False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+            process.wait(min(POLL * 5, max(0.0, deadline - time.monotonic())))
+            return True
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return False
 
 
 def _healthy(info: ServerInfo) -> bool:
@@ -166,14 +188,16 @@ def _detached() -> dict[str, Any]:
 
 
 def _terminate(process: psutil.Process) -> None:
+    """Stop ``process``: SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT`."""
     try:
         process.terminate()
-        process.wait(STOP_TIMEOUT)
-    except psutil.TimeoutExpired:
+        if _exited(process, STOP_TIMEOUT):
+            return
         process.kill()
-        process.wait(STOP_TIMEOUT)
     except psutil.NoSuchProcess:
-        pass
+        return
+    if not _exited(process, STOP_TIMEOUT):
+        raise LocalServerError(f"the local Prefect server (pid {process.pid}) survived SIGKILL")
 
 
 def _log_tail(home: Path, lines: int = 20) -> str:
@@ -214,7 +238,7 @@ def _await_start(info: ServerInfo) -> ServerInfo:
     deadline = time.monotonic() + max(0.0, STARTUP_TIMEOUT - max(0.0, time.time() - info.created))
     while not _healthy(info):
         process = _process(info)
-        if process is None or process.status() == psutil.STATUS_ZOMBIE:
+        if process is None:
             raise LocalServerError(
                 f"the local Prefect server exited at start; its log ({home / LOG_FILE}) ends with:\n{_log_tail(home)}"
             )

@@ -11,7 +11,9 @@ the same database. Nothing is repaired by hand between the commands.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -151,3 +153,26 @@ def test_a_run_killed_while_it_starts_the_server_leaves_the_server_to_the_next_r
 def _port_of(process: psutil.Process) -> int:
     command = process.cmdline()
     return int(command[command.index("--port") + 1])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="zombies are a POSIX state")
+def test_a_killed_server_left_unreaped_counts_as_gone(tmp_path: Path) -> None:
+    """In a container whose PID 1 does not reap, a killed server stays a zombie: it is gone, not wedged.
+
+    CI met it: the next run waited for the zombie to answer, then to exit, and failed.
+    """
+    from flows.cli._local_server import running_server, stop_server
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        created = psutil.Process(child.pid).create_time()
+        child.kill()
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, left unreaped: a zombie
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+        state = {"pid": child.pid, "created": created, "port": 9, "home": str(tmp_path), "ready": True}
+        (tmp_path / "shotflow-server.json").write_text(json.dumps(state))
+        assert running_server(tmp_path) is None
+        assert stop_server(tmp_path) is None
+        assert not (tmp_path / "shotflow-server.json").exists()
+    finally:
+        child.wait()
