@@ -13,7 +13,7 @@ from ._errors import DataDeclarationError
 
 __all__ = ["Coordinate", "DataDeclaration", "check_data"]
 
-_UNITS = pint.UnitRegistry()
+_UNITS = pint.get_application_registry()
 
 
 def _check_unit(unit: str, what: str) -> None:

@@ -121,6 +121,14 @@ class SequenceContext(Protocol):
         """
         ...
 
+    @property
+    def camera_pictures(self) -> Mapping[str, tuple[str, ...]]:
+        """Each camera lane's picture names in timeline order, known without a shot.
+
+        Camera compilers use it to declare one data label per picture before the first shot.
+        """
+        ...
+
     def evaluate(self, expression: str, shot: Shot | None = None, unit: str | None = None) -> Any:
         """Evaluate ``expression`` with the shot's parameters (and globals).
 

@@ -31,7 +31,7 @@ print(ds)
 atoms = (
     ds["analysis.atoms.sum"]
     if "analysis.atoms.sum" in ds
-    else ds["camera.atoms"].sum(("camera.atoms.y", "camera.atoms.x"))
+    else ds["camera.atoms"].sum(("y", "x"))
 )
 detuning = ds["detuning"]
 taken = np.isfinite(atoms.values)  # a scan still running has cells not taken yet (NaN)

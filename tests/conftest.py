@@ -105,3 +105,23 @@ def deployed_lab() -> Iterator[object]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def pint_accessor() -> Iterator[None]:
+    """pint-xarray's ``.pint`` accessor for one test, the unit registry put back as it was after.
+
+    Importing pint-xarray turns on ``force_ndarray_like`` in pint's application registry (the
+    one shotflow's expressions use): kept for the whole session, it would change every later test.
+    """
+    import pint
+
+    registry = pint.get_application_registry()
+    before = registry.force_ndarray_like
+    import pint_xarray  # noqa: F401 - registers the accessor
+
+    registry.force_ndarray_like = True
+    try:
+        yield
+    finally:
+        registry.force_ndarray_like = before

@@ -13,11 +13,15 @@ __all__ = ["Analysis", "Output"]
 
 
 class Output(BaseModel):
-    """One value an analysis computes per shot: its unit (pint text, "" when dimensionless) and what it is."""
+    """One value an analysis computes per shot: its unit and what it is.
+
+    ``unit`` is pint text ("" when dimensionless), or None for the unit of the data it reads
+    (a sum of camera counts is in counts).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    unit: str = ""
+    unit: str | None = None
     long_name: str = ""
 
 

@@ -91,8 +91,11 @@ class Gaussian2D(_WithRoi):
             "sigma_y": "width along y, one standard deviation (pixels)",
             "offset": "background level",
         }
-        outputs = {name: Output(long_name=text) for name, text in described.items()}
-        outputs |= {f"{name}_err": Output(long_name=f"uncertainty of {name}") for name in _GAUSSIAN_FIELDS}
+        units = {"x": "pixel", "y": "pixel", "sigma_x": "pixel", "sigma_y": "pixel"}  # others: the image's
+        outputs = {name: Output(unit=units.get(name), long_name=text) for name, text in described.items()}
+        outputs |= {
+            f"{name}_err": Output(unit=units.get(name), long_name=f"uncertainty of {name}") for name in _GAUSSIAN_FIELDS
+        }
         return outputs
 
     def compute(self, value: np.ndarray) -> Mapping[str, Any]:
@@ -137,7 +140,7 @@ class Peak(Analysis):
 
     def outputs(self) -> Mapping[str, Output]:
         return {
-            "position": Output(long_name="peak position (samples)"),
+            "position": Output(unit="", long_name="peak position (samples)"),
             "height": Output(long_name=f"peak value of {self.data}"),
         }
 

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from .._configuration import DeviceConfiguration, Expression, expression
+from .._data import Coordinate, DataDeclaration
 from .._errors import DeviceConfigurationError, DeviceNotUsed
 from .._shot import CameraLane, SequenceContext, Shot
 from .._shot_context import ShotContext, run_blocking
@@ -45,6 +46,8 @@ class CameraConfig(SimConfiguration):
     """Camera lane of the timeline; the camera is not used if the timeline has no such lane."""
     roi: tuple[int, int] = (64, 64)
     """Image shape (rows, columns)."""
+    pixel_size: expression("m") = "6.5 um"  # type: ignore[valid-type]
+    """Size of a pixel in the object plane: the step of the images' ``x`` and ``y`` coordinates."""
     exposure: expression("s") = "1 ms"  # type: ignore[valid-type]
     atoms: float = Field(1e5, ge=0)
     """Atom number on resonance at a pi pulse."""
@@ -129,6 +132,33 @@ class CameraCompiler(SimCompiler):
             "background": c.background,
             "noise": c.noise,
             "seed": c.seed,
+        }
+
+    @override
+    def declare_data(self) -> Mapping[str, DataDeclaration]:
+        """One label per picture of the camera lane: counts (uint16) over ``(y, x)``, in metres."""
+        c = self.config
+        pictures = getattr(self.sequence, "camera_pictures", {}).get(c.lane, ())
+        try:
+            step = self.sequence.evaluate(c.pixel_size, None, "m")
+        except ValueError as exc:
+            raise DeviceConfigurationError(self.name, f"pixel_size: {exc}") from exc
+        if not step > 0:
+            raise DeviceConfigurationError(self.name, f"pixel_size must be positive, got {c.pixel_size!r}")
+        coords = {
+            "y": Coordinate(unit="m", step=step, long_name="position along the image rows"),
+            "x": Coordinate(unit="m", step=step, long_name="position along the image columns"),
+        }
+        return {
+            name: DataDeclaration(
+                unit="count",
+                dims=("y", "x"),
+                dtype="uint16",
+                shape=tuple(c.roi),
+                coords=coords,
+                long_name=f"{self.name} picture {name}",
+            )
+            for name in dict.fromkeys(pictures)
         }
 
     @override

@@ -13,8 +13,8 @@ from typing import Any, Literal, override
 import numpy as np
 from pydantic import Field
 
-from .._configuration import DeviceConfiguration
-from .._data import DataDeclaration
+from .._configuration import DeviceConfiguration, expression
+from .._data import Coordinate, DataDeclaration
 from .._errors import DeviceConfigurationError, DeviceError
 from .._shot import AnalogLane, Ramp, SequenceContext, Shot, ShotTimeline
 from .._shot_context import ShotContext, run_blocking
@@ -29,7 +29,10 @@ class ScopeConfig(SimConfiguration):
 
     type: Literal["sim.scope"] = "sim.scope"
     samples: int = Field(10_000, ge=1)
-    """Points per trace, spread evenly over the shot duration."""
+    """Points per trace."""
+    sample_rate: expression("Hz") | None = None  # type: ignore[valid-type]
+    """Samples per second from the trigger, giving the traces a ``time`` coordinate; None: the
+    samples spread evenly over each shot's duration (no coordinate: it may change per shot)."""
     source_lane: str | None = None
     """Analog timeline lane the probe is connected to; None: nothing connected."""
     noise: float = Field(0.01, ge=0)
@@ -67,12 +70,27 @@ class ScopeCompiler(SimCompiler):
 
     @override
     def declare_data(self) -> Mapping[str, DataDeclaration]:
-        # the sample step is the shot's duration / samples: it may change from shot to shot, so no coordinate
+        c = self.config
+        coords = {}
+        if c.sample_rate is not None:
+            coords["time"] = Coordinate(unit="s", step=self._sample_step(), long_name="time after the trigger")
         return {
             "trace": DataDeclaration(
-                dims=("time",), shape=(self.config.samples,), dtype="float32", long_name="scope trace (lane units)"
+                unit="V",
+                dims=("time",),
+                shape=(c.samples,),
+                dtype="float32",
+                coords=coords,
+                long_name=f"{self.name} trace (the probed lane's value, read as volts)",
             )
         }
+
+    def _sample_step(self) -> float:
+        """Seconds between samples at ``sample_rate``; DeviceConfigurationError if it is not positive."""
+        rate = self.sequence.evaluate(str(self.config.sample_rate), None, "Hz")
+        if not rate > 0:
+            raise DeviceConfigurationError(self.name, f"sample_rate must be positive, got {self.config.sample_rate!r}")
+        return 1.0 / rate
 
     @override
     def compile_shot(self, shot: Shot) -> Mapping[str, Any]:
@@ -85,7 +103,8 @@ class ScopeCompiler(SimCompiler):
             if not isinstance(lane, AnalogLane):
                 found = "missing" if lane is None else f"a {type(lane).__name__}"
                 raise ValueError(f"device {self.name!r}: source_lane {c.source_lane!r} must be analog, it is {found}")
-            times = np.arange(c.samples) * (duration / c.samples)
+            step = duration / c.samples if c.sample_rate is None else self._sample_step()
+            times = np.arange(c.samples) * step
             expected = lane_waveform(timeline, lane, times).astype(np.float32)
         return {"duration": duration, "expected": expected}
 

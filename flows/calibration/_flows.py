@@ -67,8 +67,9 @@ class _Analysis(BaseModel):
 
 def _load(store: str, variable: str, data: str) -> _Analysis:
     ds = open_sequence(store)
-    if variable not in ds.coords:
-        known = ", ".join(sorted(str(c) for c in ds.coords if c != "shot"))
+    scanned = [str(n) for n, c in ds.coords.items() if c.dims == ("shot",) and n != "shot"]
+    if variable not in scanned:
+        known = ", ".join(sorted(scanned))
         raise CalibrationError(variable, f"the scan has no parameter {variable!r} (it has: {known})")
     if data not in ds.data_vars:
         known = ", ".join(sorted(str(v) for v in ds.data_vars))

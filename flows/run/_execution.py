@@ -29,6 +29,7 @@ from tasks.records import FINAL_STATES, Lifecycle, Outcome, SequenceState, decid
 from tasks.store import ShotStoreWriter, StoreError, compact_store
 
 from ._cleanup import Cleanup
+from ._data_layout import data_layout
 from ._interrupts import Interrupt
 from ._live_plot import LivePlotter
 from ._prepare import Plan, check_resume
@@ -161,6 +162,7 @@ async def _run_shots(
     spec = plan.spec
     async with AsyncExitStack() as stack:
         declarations = {name: compiler.declare_data() for name, compiler in plan.compilers.items()}
+        writer.declare(data_layout(declarations, spec.analyses))
         devices: dict[str, Device] = {
             name: get_device_type(spec.devices[name].type).device(**compiler.compile_initialization_parameters())
             for name, compiler in plan.compilers.items()

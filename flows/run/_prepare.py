@@ -113,7 +113,8 @@ def _check_stored_parameters(
     ones (a store written before shots recorded their indices is checked on its parameters)."""
     if not completed:
         return
-    names = [str(n) for n in ds.coords if str(n) != "shot"]  # type: ignore[attr-defined]
+    # the per-shot coordinates: parameters and loop indices (not the data's own x, y, time)
+    names = [str(n) for n, c in ds.coords.items() if c.dims == ("shot",) and str(n) != "shot"]  # type: ignore[attr-defined]
     stored = {name: load_values(store, ds, name) for name in names}  # type: ignore[arg-type]
     rows = {index: row for row, index in enumerate(completed)}
     last = max(completed)

@@ -103,6 +103,15 @@ class SequenceRuntime:
         return frozenset(self.spec.timeline.lanes)
 
     @property
+    def camera_pictures(self) -> dict[str, tuple[str, ...]]:
+        """Each camera lane's picture names (the lane's non-null values), in timeline order."""
+        return {
+            name: tuple(v for v in lane.values if v is not None)
+            for name, lane in self.spec.timeline.lanes.items()
+            if isinstance(lane, CameraLaneSpec)
+        }
+
+    @property
     def _calibrated(self) -> dict[str, Any]:
         if self._calibrated_q is None:
             self._calibrated_q = calibrated_quantities(self.calibrated)

@@ -195,6 +195,8 @@ class CompiledExpression:
         if not isinstance(result, pint.Quantity):
             result = Quantity(float(result), "dimensionless")
         magnitude = result.magnitude
+        if getattr(magnitude, "shape", None) == () and getattr(magnitude, "dtype", None) == "float64":
+            magnitude = float(magnitude)  # a registry set to force_ndarray_like (pint-xarray does it on import)
         if not isinstance(magnitude, float) or not math.isfinite(magnitude):
             raise ExpressionError(self.text, "the result is not a finite real number")
         if not _finite_in_si(result):

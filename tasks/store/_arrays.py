@@ -26,6 +26,7 @@ from ._layout import (
     FORMAT_VERSION,
     GROW_BLOCK,
     INDEX_PREFIX,
+    RESERVED_NAMES,
     SERIES_CHUNK,
     SHOT,
     START_TIME,
@@ -37,6 +38,7 @@ from ._layout import (
     remove_partial_files,
 )
 from ._states import history_entry, now_iso
+from ._variables import DIMENSIONLESS, checked_layout, coordinate_values, variable_attrs
 from ._zarr_io import Write, consolidate, resize_all, write_concurrently
 
 if TYPE_CHECKING:
@@ -48,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 ATTRS_INTERVAL_S = 0.5
 """Minimum time between two rewrites of the group attributes while running."""
+CONVENTIONS = "CF-1.10"
+"""The group's ``Conventions`` attribute: the CF conventions its attributes follow."""
 
 
 class StoreArrays:
@@ -68,10 +72,17 @@ class StoreArrays:
         self.attrs = decode_attrs(group.attrs.asdict())
         """The group attributes, decoded; this writer is the only one that changes them."""
         self.parameters: list[str] = list(str(self.attrs.get("coordinates", "")).split())
+        self.layout: dict[str, dict[str, Any]] = checked_layout(self.attrs.get("data_layout"))
+        """Data label -> its declared units, long name, dims and coordinates (see ``_variables``)."""
+        self.coordinates: dict[str, zarr.Array] = {}
+        """The declared coordinates of data dimensions (arrays without the shot dimension)."""
         self._last_attrs = 0.0
         self._identity = _folder_identity(path)
         """(device, inode) of the store folder when opened: a folder deleted or replaced since is noticed."""
         for name, array in group.arrays():
+            if (array.metadata.dimension_names or (None,))[0] != SHOT:
+                self.coordinates[name] = array
+                continue
             self.arrays[name] = array
             if array.ndim == 1 and name != SHOT:
                 self.series[name] = array[:] if self.capacity else np.empty(0, array.dtype)
@@ -105,6 +116,7 @@ class StoreArrays:
             "parameter_units": dict(parameter_units),
             "axes": axes,
             "coordinates": "",
+            "Conventions": CONVENTIONS,
             "created": now,
             "updated": now,
             **_writer_attrs(writer),
@@ -115,11 +127,13 @@ class StoreArrays:
             STATUS: ("uint8", STATUS_ATTRS),
             START_TIME: ("float64", {"long_name": "shot start time", **TIME_ATTRS}),
             END_TIME: ("float64", {"long_name": "shot end time", **TIME_ATTRS}),
-            ATTEMPTS: ("int32", {"long_name": "attempts made for the shot"}),
+            ATTEMPTS: ("int32", {"long_name": "attempts made for the shot", "units": DIMENSIONLESS}),
         }
         for name, (dtype, attributes) in series.items():
             _create_series(group, name, capacity, np.dtype(dtype), attributes)
-        shot = _create_series(group, SHOT, capacity, np.dtype("int64"), {"long_name": "shot index"})
+        shot = _create_series(
+            group, SHOT, capacity, np.dtype("int64"), {"long_name": "shot index", "units": DIMENSIONLESS}
+        )
         if capacity:
             shot[:] = np.arange(capacity)
         return cls(path, group, expected_shots=expected_shots)
@@ -151,10 +165,20 @@ class StoreArrays:
                 "history": [*arrays.history, history_entry(SequenceState.RUNNING)],
                 "expected_shots": expected_shots,
                 "axes": arrays.attrs.get("axes") or axes,
+                "Conventions": CONVENTIONS,
                 **_writer_attrs(writer),
             }
         )  # rewriting zarr.json without consolidated metadata: live readers see new shots
         return arrays
+
+    def declare(self, layout: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record what each data label is (see ``_variables``), before its first write.
+
+        Arrays created from then on carry the declared units, long name, dims and coordinates;
+        arrays that already exist (a resumed store) keep theirs. Saved with the next attributes.
+        """
+        self.layout = checked_layout(layout)
+        self.attrs["data_layout"] = self.layout
 
     # writing
 
@@ -196,7 +220,7 @@ class StoreArrays:
             for label, value in record.data.items():
                 value = np.asarray(value)
                 if value.ndim == 0:
-                    self._ensure_series(label, value.dtype, {})[i] = value
+                    self._ensure_series(label, value.dtype, variable_attrs(self.layout.get(label), label))[i] = value
                 else:
                     writes.append((self._ensure_data(label, value), i, value))
         for name, value in record.parameters.items():
@@ -230,10 +254,51 @@ class StoreArrays:
                 dtype=value.dtype,
                 fill_value=fill_value(value.dtype),
                 compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")],
-                dimension_names=data_dims(label, value.ndim),
+                dimension_names=self._data_dims(label, value.shape),
+                attributes=encode_attrs(variable_attrs(self.layout.get(label), label)),
                 config={"write_empty_chunks": True},
             )
             self.arrays[label] = array
+        return array
+
+    def _data_dims(self, label: str, shape: tuple[int, ...]) -> list[str]:
+        """The dims of data ``label`` (shot first): the declared names, each with its coordinate
+        written; a name another variable uses with another size or coordinate gets ``<label>.``
+        in front, as do undeclared dims."""
+        entry = self.layout.get(label) or {}
+        declared = entry.get("dims")
+        if not isinstance(declared, list) or len(declared) != len(shape):
+            return data_dims(label, len(shape))
+        names = []
+        for dim, size in zip(declared, shape, strict=True):
+            coord = (entry.get("coords") or {}).get(dim)
+            values = coordinate_values(coord, size) if coord else None
+            name = dim if self._dim_fits(dim, size, values) else f"{label}.{dim}"
+            if values is not None and name not in self.coordinates:
+                self.coordinates[name] = self._create_coordinate(name, values, coord, dim)
+            names.append(name)
+        return [SHOT, *names]
+
+    def _dim_fits(self, dim: str, size: int, values: np.ndarray | None) -> bool:
+        """Whether data dimension ``dim`` (of ``size``, with coordinate ``values``) can share its name."""
+        if dim in RESERVED_NAMES or dim in self.attrs.get("parameter_units", {}) or dim in self.arrays:
+            return False
+        used = [
+            length
+            for array in self.arrays.values()
+            for name, length in zip(array.metadata.dimension_names or (), array.shape, strict=False)
+            if name == dim
+        ]
+        if dim in self.coordinates:
+            return values is not None and np.array_equal(self.coordinates[dim][:], values)
+        return not used or (values is None and all(length == size for length in used))
+
+    def _create_coordinate(self, name: str, values: np.ndarray, coord: Mapping[str, Any], dim: str) -> zarr.Array:
+        attrs = {"long_name": str(coord.get("long_name") or dim), "units": str(coord.get("units") or DIMENSIONLESS)}
+        array = self.group.create_array(
+            name, shape=values.shape, dtype=values.dtype, dimension_names=[name], attributes=encode_attrs(attrs)
+        )
+        array[:] = values
         return array
 
     def _ensure_series(self, name: str, dtype: np.dtype, attributes: dict[str, Any]) -> np.ndarray:
@@ -250,7 +315,8 @@ class StoreArrays:
             unit = self.attrs["parameter_units"].get(name)
             attributes = {"long_name": name} | ({"units": unit} if unit is not None and dtype.kind == "f" else {})
             if name.startswith(INDEX_PREFIX):
-                attributes = {"long_name": f"position on the {name[len(INDEX_PREFIX) :]} axis, in scan order"}
+                axis = name[len(INDEX_PREFIX) :]
+                attributes = {"long_name": f"position on the {axis} axis, in scan order", "units": DIMENSIONLESS}
             self._ensure_series(name, dtype, attributes)
         return self.series[name]
 

@@ -4,13 +4,13 @@ The rule, for the group's attributes and every variable's: on disk each attribut
 string, an int or float, or a list of ints or floats, so that
 ``xarray.open_zarr(store).to_netcdf(file)`` keeps all of them.
 
-- Structures (``error``, ``parameter_units``, ``axes``, ``history``) are JSON text.
+- Structures (``error``, ``parameter_units``, ``axes``, ``history``, ``data_layout``) are JSON text.
 - An absent value is not written: a store without an error has no ``error`` attribute,
   a scan of unknown length no ``expected_shots``. Nothing is ever stored as null.
 
 :func:`decode_attrs` gives readers the structures back (``error`` a dict or None,
-``parameter_units`` a dict, ``expected_shots`` an int or None, ``axes`` a list or None, ``history``
-a list, empty for stores older than it). Stores of format 1 held these
+``parameter_units`` and ``data_layout`` dicts, ``expected_shots`` an int or None, ``axes`` a list or
+None, ``history`` a list, empty for stores older than it). Stores of format 1 held these
 as JSON objects and nulls; they decode the same.
 """
 
@@ -25,7 +25,7 @@ __all__ = ["AttrValue", "decode_attrs", "encode_attrs"]
 AttrValue = str | int | float | list[int] | list[float]
 """What an attribute may hold on disk."""
 
-JSON_ATTRS = ("error", "parameter_units", "axes", "history")
+JSON_ATTRS = ("error", "parameter_units", "axes", "history", "data_layout")
 """Group attributes stored as JSON text."""
 OPTIONAL_ATTRS = ("error", "expected_shots", "axes")
 """Group attributes omitted when absent; decoded as None then."""
@@ -71,6 +71,8 @@ def decode_attrs(stored: Mapping[str, Any]) -> dict[str, Any]:
         attrs["parameter_units"] = {}
     if not isinstance(attrs.get("history"), list):
         attrs["history"] = []
+    if not isinstance(attrs.get("data_layout"), dict):
+        attrs["data_layout"] = {}
     return attrs
 
 

@@ -9,12 +9,17 @@ A store is one zarr v3 group (a folder ending in ``.zarr``) with dimension ``sho
   order (also listed in ``coordinates``);
 - ``status`` (uint8, CF flags), ``start_time``/``end_time`` (float64 unix seconds,
   CF time units so xarray decodes datetime64), ``attempts`` (int32);
-- one array per data label ``<device>.<label>`` with dims ``(shot, <label>.y, <label>.x)``
-  (one chunk per shot, blosc lz4 + bitshuffle), or ``(shot,)`` for scalar data.
+- one array per data label ``<device>.<label>`` with dims ``(shot, <declared dims>)``, e.g.
+  ``(shot, y, x)`` (one chunk per shot, blosc lz4 + bitshuffle), or ``(shot,)`` for scalar
+  data, with ``units`` and ``long_name`` as its device declared them (see ``_variables``);
+  an undeclared label gets dims ``(shot, <label>.y, <label>.x)``;
+- one 1-D array per declared coordinate of a data dimension (``x``, ``y``, ``time``), named
+  after its dimension, with ``units`` and ``long_name``.
 
-The group attributes hold the spec, the ``state`` and its ``history`` (see ``_states``), the
-optional ``axes`` of the scan, the error and the writer. Every attribute, of the group and of
-each array, is netCDF-safe (see ``_attrs``). The writer lock lives in ``status/`` (see ``_lock``).
+The group attributes hold ``Conventions`` (CF), the spec, the ``data_layout``, the ``state``
+and its ``history`` (see ``_states``), the optional ``axes`` of the scan, the error and the
+writer. Every attribute, of the group and of each array, is netCDF-safe (see ``_attrs``).
+The writer lock lives in ``status/`` (see ``_lock``).
 :class:`~tasks.store._arrays.StoreArrays` writes this layout.
 """
 

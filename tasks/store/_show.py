@@ -38,7 +38,7 @@ _STATE_EXPLANATIONS = {
 def _parameters(path: Path, ds: xr.Dataset) -> list[str]:
     """The scan parameters in the order the scan first set them."""
     order = str(read_root_attrs(path).get("coordinates", "")).split()
-    present = {str(name) for name in ds.coords if name not in RESERVED_NAMES}
+    present = {str(name) for name, c in ds.coords.items() if c.dims == (SHOT,) and name not in RESERVED_NAMES}
     return [name for name in order if name in present] + sorted(present - set(order))
 
 

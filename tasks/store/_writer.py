@@ -48,6 +48,7 @@ class ShotStoreWriter:
         status = arrays.series["status"]
         self._completed = set(np.flatnonzero(status == ShotStatus.COMPLETED).tolist())
         self._pending = 0
+        self._queued_any = False  # the data layout is declared before the first shot
         self._inflight: list[ShotRecord] = []
         self._states: list[dict[str, Any]] = []  # history entries not recorded yet, oldest first
         self._error: Exception | None = None
@@ -151,6 +152,7 @@ class ShotStoreWriter:
         """
         self._check_accepting(record)
         self._pending += 1
+        self._queued_any = True
         try:
             await self._send.send(record)
         except anyio.BrokenResourceError:
@@ -172,6 +174,19 @@ class ShotStoreWriter:
         except anyio.BrokenResourceError:
             raise self._writer_failed() from self._error
         self._pending += 1
+        self._queued_any = True
+
+    def declare(self, layout: Mapping[str, Mapping[str, Any]]) -> None:
+        """Say what each data label is before the first shot is written: ``{label: {"units",
+        "long_name", "dims", "coords"}}`` (see :mod:`tasks.store._variables`).
+
+        The arrays then carry CF ``units`` and ``long_name`` attributes, named dims and their
+        coordinates; the layout is kept in the group attribute ``data_layout``. Raises
+        TypeError if ``layout`` is not JSON-safe, StoreError once a shot has been queued.
+        """
+        if self._queued_any:
+            raise StoreError(f"store {self.path}: the data layout is declared before the first shot")
+        self._arrays.declare(layout)
 
     def record_state(self, state: SequenceState) -> None:
         """Record that the run is now in ``state`` (``initializing``, ``running``, ``stopping``, ...).

@@ -13,7 +13,18 @@ from typing import Any
 
 from devices import AnalogLane, CameraLane, DigitalLane, Ramp, Shot, ShotTimeline
 
-UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}
+UNITS = {
+    "m": 1.0,
+    "um": 1e-6,
+    "s": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "ns": 1e-9,
+    "Hz": 1.0,
+    "kHz": 1e3,
+    "MHz": 1e6,
+    "GHz": 1e9,
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,11 @@ class FakeSequence:
     @property
     def lane_names(self) -> frozenset[str]:
         return frozenset(self.fixed_timeline.lanes)
+
+    @property
+    def camera_pictures(self) -> dict[str, tuple[str, ...]]:
+        lanes = self.fixed_timeline.lanes.items()
+        return {n: tuple(v for v in lane.values if v) for n, lane in lanes if isinstance(lane, CameraLane)}
 
     def evaluate(self, expression: str, shot: Shot | None = None, unit: str | None = None) -> Any:
         values = {**self.fixed_globals, **(shot.parameters if shot else {})}

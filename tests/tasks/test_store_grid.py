@@ -78,7 +78,7 @@ def test_a_2d_scan_with_repeats_is_a_map(tmp_path: Path) -> None:
     assert list(flat["index.power"].values) == [0] * 8 + [1] * 8 + [2] * 8
 
     grid = open_sequence(store, grid=True)
-    assert grid["camera.atoms"].dims == ("power", "detuning", "repeat", "camera.atoms.y", "camera.atoms.x")
+    assert grid["camera.atoms"].dims == ("power", "detuning", "repeat", "y", "x")
     assert grid["camera.atoms"].shape == (3, 4, 2, 8, 8)
     np.testing.assert_allclose(grid["detuning"].values, np.linspace(-2e6, 2e6, 4))
     assert grid["detuning"].attrs["units"] == "Hz"
@@ -89,7 +89,7 @@ def test_a_2d_scan_with_repeats_is_a_map(tmp_path: Path) -> None:
     )
     assert_each_shot_at_its_cell(flat, grid, ["power", "detuning", "repeat"])
 
-    signal = grid["camera.atoms"].mean(("camera.atoms.x", "camera.atoms.y", "repeat"))
+    signal = grid["camera.atoms"].mean(("x", "y", "repeat"))
     mesh = signal.plot()
     assert type(mesh).__name__ == "QuadMesh" and mesh.get_array().shape in {(3, 4), (12,)}
     mesh.figure.savefig(tmp_path / "map.png")
