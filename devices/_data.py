@@ -89,8 +89,20 @@ class DataDeclaration:
         _check_unit(self.unit, "data")
 
 
-def check_data(device: str, label: str, declaration: DataDeclaration, value: Any) -> None:
-    """Raise :class:`DataDeclarationError` if ``value`` does not fit ``declaration``."""
+def check_data(device: str, label: str, declaration: DataDeclaration, value: Any) -> Any:
+    """``value`` as stored; :class:`DataDeclarationError` if it does not fit ``declaration``.
+
+    A pint Quantity (of any registry) is converted to the declared unit and dtype; one of
+    another dimension is refused. A plain value is taken to be in the declared unit.
+    """
+    if isinstance(value, pint.Quantity):
+        unit = declaration.unit or "dimensionless"
+        try:
+            magnitude = np.asarray(value.to(unit).magnitude)
+        except pint.errors.DimensionalityError:
+            raise DataDeclarationError(device, f"data {label!r} is in {value.units:~}, declared {unit}") from None
+        target = np.dtype(declaration.dtype)
+        value = magnitude.astype(target) if np.can_cast(magnitude.dtype, target, "same_kind") else magnitude
     array = np.asarray(value)
     problem = None
     if array.ndim != len(declaration.dims):
@@ -101,3 +113,4 @@ def check_data(device: str, label: str, declaration: DataDeclaration, value: Any
         problem = f"has dtype {array.dtype}, declared {declaration.dtype}"
     if problem is not None:
         raise DataDeclarationError(device, f"data {label!r} {problem}")
+    return value

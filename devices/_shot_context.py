@@ -236,7 +236,7 @@ class ShotContext:
                 raise DataDeclarationError(
                     self.device_name, f"signalled undeclared data {label!r}; declared: {', '.join(sorted(declared))}"
                 )
-            check_data(self.device_name, label, declaration, value)
+            value = check_data(self.device_name, label, declaration, value)
         key = f"{self.device_name}.{label}"
         if self._exchange.has_data(key):
             raise ShotContextError(f"device {self.device_name!r} signalled {label!r} twice in shot {self.index}")

@@ -1,6 +1,8 @@
 """Devices declare their data: the declaration model and the refusals of ShotContext.signal_data."""
 
+import anyio
 import numpy as np
+import pint
 import pytest
 
 from devices import Coordinate, DataDeclaration, DataDeclarationError, ShotContextError, ShotExchange
@@ -62,3 +64,17 @@ def test_declared_data_and_undeclaring_devices_are_signalled() -> None:
     shot.signal_data("atoms", np.zeros((2, 3), np.uint16))
     free = context({"cam": {}})  # a device that declares nothing keeps signalling any label
     free.signal_data("anything", 1.5)
+
+
+def test_a_quantity_is_stored_in_the_declared_unit_and_one_of_another_dimension_is_refused() -> None:
+    units = pint.UnitRegistry()  # a driver's own registry
+    trace = DataDeclaration(unit="V", dims=("time",), shape=(3,), dtype="float32")
+    shot = context({"cam": {"trace": trace, "power": DataDeclaration(unit="W")}})
+    shot.signal_data("trace", units.Quantity(np.array([1.0, 2.0, 3.0]), "mV"))
+    with pytest.raises(DataDeclarationError, match=r"'power' is in m, declared W"):
+        shot.signal_data("power", units.Quantity(2.0, "m"))
+    shot.signal_data("power", units.Quantity(5.0, "mW"))
+    stored = anyio.run(shot.wait_data, "cam.trace")
+    assert stored.dtype == np.float32
+    np.testing.assert_allclose(stored, [1e-3, 2e-3, 3e-3], rtol=1e-6)
+    assert anyio.run(shot.wait_data, "cam.power") == pytest.approx(5e-3)
