@@ -219,17 +219,26 @@ class ShotPipeline:
             try:
                 with self._stop_producing:
                     while True:
-                        await slots.acquire()  # never more than lookahead shots ahead
-                        try:
-                            shot = await anext(shots)
-                        except StopAsyncIteration:
-                            break
                         if batch is None:
+                            # the next batch opens as soon as the previous one is full, before a
+                            # slot is free: its task runs (tens of ms to begin on a busy server)
+                            # begin while the previous batch's last shots run, not after them
+                            try:
+                                shot = await anext(shots)
+                            except StopAsyncIteration:
+                                break
                             batch = _Batch(shot.index, self._next_size(), self._lookahead)
                             created[:] = [b for b in created if not b.done]
                             created.append(batch)
                             tg.start_soon(self._compile, batch, name=f"compile {batch.first}")
                             await send.send(batch)
+                            await slots.acquire()  # never more than lookahead shots ahead
+                        else:
+                            await slots.acquire()  # never more than lookahead shots ahead
+                            try:
+                                shot = await anext(shots)
+                            except StopAsyncIteration:
+                                break
                         await batch.shots.put(shot)
                         batch.filled += 1
                         if batch.filled == batch.shots.size:
