@@ -39,7 +39,7 @@ from ._layout import (
 )
 from ._states import history_entry, now_iso
 from ._variables import DIMENSIONLESS, checked_layout, coordinate_values, variable_attrs
-from ._zarr_io import Write, consolidate, resize_all, write_concurrently
+from ._zarr_io import Write, ZarrLoop, consolidate, resize_all, write_concurrently
 
 if TYPE_CHECKING:
     from ._lock import WriterIdentity
@@ -77,6 +77,7 @@ class StoreArrays:
         self.coordinates: dict[str, zarr.Array] = {}
         """The declared coordinates of data dimensions (arrays without the shot dimension)."""
         self._last_attrs = 0.0
+        self._io = ZarrLoop()
         self._identity = _folder_identity(path)
         """(device, inode) of the store folder when opened: a folder deleted or replaced since is noticed."""
         for name, array in group.arrays():
@@ -204,12 +205,13 @@ class StoreArrays:
         writes: list[Write] = []
         for record in records:
             writes.extend(self._data_writes(record))
-        write_concurrently(writes)  # each phase completes before the next starts
+        write_concurrently(writes, self._io)  # each phase completes before the next starts
         chunks = sorted({r.index // SERIES_CHUNK for r in records})
-        write_concurrently([w for name in self.series if name != STATUS for w in self._series_writes(name, chunks)])
+        series = [w for name in self.series if name != STATUS for w in self._series_writes(name, chunks)]
+        write_concurrently(series, self._io)
         for record in records:
             self.series[STATUS][record.index] = int(record.status)
-        write_concurrently(self._series_writes(STATUS, chunks))
+        write_concurrently(self._series_writes(STATUS, chunks), self._io)
         if time.monotonic() - self._last_attrs >= ATTRS_INTERVAL_S:
             self.update_attrs({})
 
@@ -363,8 +365,12 @@ class StoreArrays:
         """
         if len({a.shape[0] for a in self.arrays.values()}) == 1:
             consolidate(self.path)
-        resize_all(self.arrays.values(), length)
+        resize_all(self.arrays.values(), length, self._io)
         self.update_attrs({})
+
+    def close(self) -> None:
+        """Stop the event loop of the zarr I/O (idempotent; a later write starts a new one)."""
+        self._io.close()
 
     def check_same_folder(self) -> None:
         """Raise StoreError if the store folder is gone or is not the one opened (deleted, moved,
@@ -439,6 +445,8 @@ class StoreArrays:
             consolidate(self.path)
         except Exception as exc:  # noqa: BLE001 - reported below, the state being recorded
             problem = problem or exc
+        finally:
+            self.close()
         if problem is not None:
             raise StoreError(f"store {self.path} recorded {state} but could not be finalized: {problem}") from problem
 

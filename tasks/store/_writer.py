@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -26,6 +27,12 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 """Records the worker thread writes in one go when it has fallen behind."""
+BATCH_INTERVAL_S = 0.05
+"""Shortest time from the start of one batch write to the start of the next: shots that arrive
+faster are gathered meanwhile. Each batch rewrites one chunk file of every 1-D array (status,
+times, parameters, scalar data), about ten files: writing them per shot of a fast scan cost
+more CPU (taken from the shots) than the shots themselves. A shot is durable within about
+this long plus one write."""
 FINISH_TIMEOUT_S = 60.0
 """Upper bound for draining the queue and finalizing the store on any exit path."""
 
@@ -122,7 +129,11 @@ class ShotStoreWriter:
                         except StoreError as exc:  # raised as itself, not in the task group's group
                             body_error = exc
         finally:
-            lock.release()
+            try:
+                with anyio.CancelScope(shield=True):  # closed by the final state, unless that never ran
+                    await anyio.to_thread.run_sync(arrays.close)
+            finally:
+                lock.release()
         if body_error is not None:
             raise body_error
 
@@ -250,13 +261,28 @@ class ShotStoreWriter:
 
     async def _consume(self) -> None:
         try:
+            started = -math.inf
             async for first in self._receive:
                 batch = [first]
+                gather_until = started + BATCH_INTERVAL_S
                 while len(batch) < MAX_BATCH:
                     try:
                         batch.append(self._receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        continue
+                    except anyio.EndOfStream:
                         break
+                    except anyio.WouldBlock:
+                        pass
+                    if first is None or self._finished or anyio.current_time() >= gather_until:
+                        break  # a state to record, the end, or no recent batch: write now
+                    with anyio.move_on_after(gather_until - anyio.current_time()):
+                        try:
+                            batch.append(await self._receive.receive())
+                            continue
+                        except anyio.EndOfStream:
+                            break
+                    break
+                started = anyio.current_time()
                 records = [item for item in batch if item is not None]
                 states = list(self._states)  # taken on the event loop: record_state appends here
                 self._inflight = records
