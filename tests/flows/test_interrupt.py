@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -11,13 +12,22 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import numpy as np
 import pytest
 import yaml
 from _lab import events, lab_spec, read_journal
 from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import LogSort
+from prefect.logging.handlers import APILogHandler
 from prefect.states import Cancelling
 from simlab import SHOTFLOW
 
@@ -51,6 +61,32 @@ async def _running_flow_run_id(store: Path) -> str:
     raise AssertionError(f"no running flow run writes {store}")
 
 
+async def _log_lines(flow_run_id: object) -> list[tuple[str, int]]:
+    """(message, level) of every line of the flow run's log (what the UI's Logs tab shows), in order."""
+    await APILogHandler.aflush()
+    async with get_client() as client:
+        logs = await client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), sort=LogSort.TIMESTAMP_ASC
+        )
+    return [(log.message, log.level) for log in logs]
+
+
+def _check_reads_as_a_cancel(lines: list[tuple[str, int]], *, by: str, at: int, kept: int, store: Path) -> str:
+    """A cancelled run's log: no ERROR, no crash, and one INFO line that says who stopped it, at which
+    shot, what was kept where and how to continue; returns that line."""
+    text = "\n".join(message for message, _ in lines)
+    assert [m for m, level in lines if level >= logging.ERROR] == [], text
+    assert "Crash" not in text, text
+    conclusions = [m for m, _ in lines if "shotflow resume" in m and not m.startswith("Finished in state")]
+    assert len(conclusions) == 1, text
+    (conclusion,) = conclusions
+    assert dict(lines)[conclusion] == logging.INFO
+    assert f"interrupted {by} at shot {at} of " in conclusion, conclusion
+    assert f"{kept} shots kept in {store}" in conclusion and f"shotflow resume {store}" in conclusion, conclusion
+    assert [level for m, level in lines if m.startswith("Finished in state Cancelled")] == [logging.INFO], text
+    return conclusion
+
+
 def _held_at(shot: int, release: Path) -> dict[str, dict[str, object]]:
     """Faults that hold the camera at ``shot`` until ``release`` exists: the test, not the
     clock, decides when the run is interrupted."""
@@ -80,6 +116,10 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
 
     state = asyncio.run(scenario())
     assert state.is_cancelled(), state
+    lines = asyncio.run(_log_lines(state.state_details.flow_run_id))
+    conclusion = _check_reads_as_a_cancel(lines, by="by a cancel from the Prefect UI or API", at=3, kept=3, store=store)
+    assert state.message == conclusion
+
     info = store_state(store)
     assert info["state"] == "interrupted"
     kept = open_sequence(store)
@@ -147,6 +187,17 @@ def _check_interrupted(proc: subprocess.Popen[str], store: Path, journal: Path) 
     return err
 
 
+def _terminal_log_lines(terminal: dict[str, str], err: str) -> list[tuple[str, int]]:
+    """The log of the flow run a ``shotflow`` command reported (``.../runs/flow-run/<id>``), from the
+    terminal's local server."""
+    flow_run_id = err.split("/runs/flow-run/", 1)[1][:36]
+    port = json.loads((Path(terminal["PREFECT_HOME"]) / "shotflow-server.json").read_text())["port"]
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
+    response = httpx.post(f"http://127.0.0.1:{port}/api/logs/filter", json=body, timeout=30)
+    response.raise_for_status()
+    return [(entry["message"], entry["level"]) for entry in response.json()]
+
+
 def test_ctrl_c_in_a_terminal_interrupts_at_once_and_keeps_completed_shots(
     tmp_path: Path, terminal: dict[str, str]
 ) -> None:
@@ -155,6 +206,9 @@ def test_ctrl_c_in_a_terminal_interrupts_at_once_and_keeps_completed_shots(
     err = _check_interrupted(proc, store, journal)
     assert "received SIGINT" in err
     assert "flow run '" in err and "/runs/flow-run/" in err, "the run did not say where to watch it"
+    assert f"interrupted by Ctrl-C (received SIGINT) at shot 2 of 30: 2 shots kept in {store}" in err, err
+    lines = _terminal_log_lines(terminal, err)
+    _check_reads_as_a_cancel(lines, by="by Ctrl-C (received SIGINT)", at=2, kept=2, store=store)
 
 
 def test_sigterm_with_the_server_gone_still_records_the_interrupt_and_exits(
