@@ -25,6 +25,7 @@ from ._naming import run_tags, sequence_run_name, tag_flow_run
 from ._prepare import Plan, prepare
 from ._progress import RunStatus
 from ._run_log import quiet_interrupted_tasks, ship_run_logs
+from ._stopped_tasks import cancel_stopped_task_runs
 from ._summary import SequenceResult
 
 __all__ = ["run_sequence"]
@@ -80,7 +81,7 @@ async def run_sequence(
     interrupt = Interrupt()
     end: RunEnd | None = None
     async with watch_interrupts(interrupt):
-        with quiet_interrupted_tasks(interrupt), interrupt.scope():
+        with quiet_interrupted_tasks(interrupt) as stopped, interrupt.scope():
             async with device_lock(
                 plan.compilers,
                 mode=spec.execution.device_lock,
@@ -96,6 +97,10 @@ async def run_sequence(
                     log=run_logger,
                     started=started,
                 )
+    if interrupt.reason is not None:  # its task runs end Cancelled, as the run does
+        await cancel_stopped_task_runs(
+            stopped, f"stopped: the sequence was interrupted {interrupted_by(interrupt.reason)}"
+        )
     if end is None:  # interrupted while waiting for the devices: nothing was touched
         lifecycle.move(SequenceState.INTERRUPTED)
         status.update(state=str(SequenceState.INTERRUPTED))

@@ -36,8 +36,9 @@ SHOTFLOW_FLOWS = frozenset({"run-sequence", "resume-sequence"})
 STOPPED_TASK_LINES = ("Crash detected!", "Finished in state Crashed", "Finished in state Cancelled")
 """The beginnings of the ERROR lines Prefect's task engine logs for a task run an interrupt stops."""
 
-_interrupts: dict[str, Interrupt] = {}
-"""The interrupt of every flow run in progress in this process, by flow run id."""
+_interrupts: dict[str, tuple[Interrupt, list[str]]] = {}
+"""The interrupt of every flow run in progress in this process, by flow run id, with the ids of
+the task runs it stopped (whose crash was demoted)."""
 
 
 class _RunLogHandler(APILogHandler):
@@ -74,8 +75,17 @@ class _QuietTaskRuns(logging.Filter):
 
 
 def _stopped_by_interrupt(record: logging.LogRecord) -> bool:
-    interrupt = _interrupts.get(str(getattr(record, "flow_run_id", None)))
-    return interrupt is not None and interrupt.reason is not None and record.getMessage().startswith(STOPPED_TASK_LINES)
+    """Whether ``record`` is a stopped-task line of an interrupted run; a crash's task run is remembered."""
+    interrupt, stopped = _interrupts.get(str(getattr(record, "flow_run_id", None)), (None, []))
+    if interrupt is None or interrupt.reason is None:
+        return False
+    message = record.getMessage()
+    if not message.startswith(STOPPED_TASK_LINES):
+        return False
+    task_run_id = getattr(record, "task_run_id", None)
+    if message.startswith("Crash detected!") and task_run_id is not None:
+        stopped.append(str(task_run_id))
+    return True
 
 
 class _CancelledFlowsAtInfo(logging.Filter):
@@ -92,17 +102,19 @@ class _CancelledFlowsAtInfo(logging.Filter):
 
 
 @contextmanager
-def quiet_interrupted_tasks(interrupt: Interrupt) -> Iterator[None]:
+def quiet_interrupted_tasks(interrupt: Interrupt) -> Iterator[list[str]]:
     """While the body runs, the task runs of the current flow run that ``interrupt`` stops
-    (once requested) log their crash at DEBUG, not ERROR."""
+    (once requested) log their crash at DEBUG, not ERROR; yields the list that collects their ids
+    (Prefect records them Crashed: :func:`~._stopped_tasks.cancel_stopped_task_runs` corrects that)."""
+    stopped: list[str] = []
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
-        yield
+        yield stopped
         return
     key = str(context.flow_run.id)
-    _interrupts[key] = interrupt
+    _interrupts[key] = (interrupt, stopped)
     try:
-        yield
+        yield stopped
     finally:
         _interrupts.pop(key, None)
 

@@ -20,6 +20,7 @@ from _lab import events, lab_spec, read_journal
 from prefect import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
+    FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
     LogFilter,
@@ -87,6 +88,13 @@ def _check_reads_as_a_cancel(lines: list[tuple[str, int]], *, by: str, at: int, 
     return conclusion
 
 
+async def _task_run_states(flow_run_id: object) -> dict[str, StateType | None]:
+    """The state of every task run of the flow run, by task run name, as the server holds it."""
+    async with get_client() as client:
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name: run.state_type for run in runs}
+
+
 def _held_at(shot: int, release: Path) -> dict[str, dict[str, object]]:
     """Faults that hold the camera at ``shot`` until ``release`` exists: the test, not the
     clock, decides when the run is interrupted."""
@@ -119,6 +127,9 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
     lines = asyncio.run(_log_lines(state.state_details.flow_run_id))
     conclusion = _check_reads_as_a_cancel(lines, by="by a cancel from the Prefect UI or API", at=3, kept=3, store=store)
     assert state.message == conclusion
+    tasks = asyncio.run(_task_run_states(state.state_details.flow_run_id))
+    assert StateType.CANCELLED in tasks.values(), tasks  # the batch of the shot the cancel aborted
+    assert set(tasks.values()) <= {StateType.COMPLETED, StateType.CANCELLED}, tasks
 
     info = store_state(store)
     assert info["state"] == "interrupted"
@@ -187,15 +198,25 @@ def _check_interrupted(proc: subprocess.Popen[str], store: Path, journal: Path) 
     return err
 
 
-def _terminal_log_lines(terminal: dict[str, str], err: str) -> list[tuple[str, int]]:
-    """The log of the flow run a ``shotflow`` command reported (``.../runs/flow-run/<id>``), from the
-    terminal's local server."""
-    flow_run_id = err.split("/runs/flow-run/", 1)[1][:36]
+def _terminal_api(terminal: dict[str, str], path: str, body: dict[str, object]) -> list[dict[str, object]]:
+    """POST ``body`` to ``path`` of the terminal's local server's API."""
     port = json.loads((Path(terminal["PREFECT_HOME"]) / "shotflow-server.json").read_text())["port"]
-    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
-    response = httpx.post(f"http://127.0.0.1:{port}/api/logs/filter", json=body, timeout=30)
+    response = httpx.post(f"http://127.0.0.1:{port}/api{path}", json=body, timeout=30)
     response.raise_for_status()
-    return [(entry["message"], entry["level"]) for entry in response.json()]
+    return response.json()
+
+
+def _check_cli_run_reads_as_a_cancel(terminal: dict[str, str], err: str, *, by: str, store: Path) -> None:
+    """The log and the task runs of the flow run a ``shotflow`` command reported (``.../runs/flow-run/<id>``),
+    on the terminal's local server: a cancel at shot 2 with shots 0 and 1 kept."""
+    flow_run_id = err.split("/runs/flow-run/", 1)[1][:36]
+    logs = _terminal_api(
+        terminal, "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
+    )
+    _check_reads_as_a_cancel([(e["message"], e["level"]) for e in logs], by=by, at=2, kept=2, store=store)
+    tasks = _terminal_api(terminal, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+    states = {t["name"]: t["state_type"] for t in tasks}
+    assert "CANCELLED" in states.values() and set(states.values()) <= {"COMPLETED", "CANCELLED"}, states
 
 
 def test_ctrl_c_in_a_terminal_interrupts_at_once_and_keeps_completed_shots(
@@ -207,8 +228,7 @@ def test_ctrl_c_in_a_terminal_interrupts_at_once_and_keeps_completed_shots(
     assert "received SIGINT" in err
     assert "flow run '" in err and "/runs/flow-run/" in err, "the run did not say where to watch it"
     assert f"interrupted by Ctrl-C (received SIGINT) at shot 2 of 30: 2 shots kept in {store}" in err, err
-    lines = _terminal_log_lines(terminal, err)
-    _check_reads_as_a_cancel(lines, by="by Ctrl-C (received SIGINT)", at=2, kept=2, store=store)
+    _check_cli_run_reads_as_a_cancel(terminal, err, by="by Ctrl-C (received SIGINT)", store=store)
 
 
 def test_sigterm_with_the_server_gone_still_records_the_interrupt_and_exits(
@@ -247,3 +267,4 @@ def test_sigterm_with_the_server_up_says_interrupted(tmp_path: Path, terminal: d
     os.killpg(proc.pid, signal.SIGTERM)
     err = _check_interrupted(proc, store, journal)
     assert "received SIGTERM" in err and "cannot be resolved" not in err, err
+    _check_cli_run_reads_as_a_cancel(terminal, err, by="by SIGTERM (received SIGTERM)", store=store)
