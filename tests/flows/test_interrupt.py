@@ -19,6 +19,9 @@ import yaml
 from _lab import events, lab_spec, read_journal
 from prefect import get_client
 from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterState,
@@ -88,6 +91,18 @@ def _check_reads_as_a_cancel(lines: list[tuple[str, int]], *, by: str, at: int, 
     return conclusion
 
 
+async def _summary(flow_run_id: object) -> str:
+    """The flow run's summary artifact (markdown)."""
+    async with get_client() as client:
+        (artifact,) = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["sequence-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    return str(artifact.data)
+
+
 async def _task_run_states(flow_run_id: object) -> dict[str, StateType | None]:
     """The state of every task run of the flow run, by task run name, as the server holds it."""
     async with get_client() as client:
@@ -127,6 +142,7 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
     lines = asyncio.run(_log_lines(state.state_details.flow_run_id))
     conclusion = _check_reads_as_a_cancel(lines, by="by a cancel from the Prefect UI or API", at=3, kept=3, store=store)
     assert state.message == conclusion
+    assert conclusion in asyncio.run(_summary(state.state_details.flow_run_id))
     tasks = asyncio.run(_task_run_states(state.state_details.flow_run_id))
     assert StateType.CANCELLED in tasks.values(), tasks  # the batch of the shot the cancel aborted
     assert set(tasks.values()) <= {StateType.COMPLETED, StateType.CANCELLED}, tasks
