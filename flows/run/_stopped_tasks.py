@@ -21,7 +21,7 @@ __all__ = ["STOPPED_TASKS_TIMEOUT", "cancel_stopped_task_runs"]
 
 logger = logging.getLogger(__name__)
 
-STOPPED_TASKS_TIMEOUT = 10.0
+STOPPED_TASKS_TIMEOUT = 5.0
 """Seconds allowed for setting the stopped task runs Cancelled (the run's end waits for it)."""
 NOT_RECORDED_RETRY = 0.2
 """Seconds before asking again for a task run the server has not recorded yet (its events are in flight)."""
