@@ -30,11 +30,11 @@ from tasks.store import ShotStoreWriter, StoreError, compact_store
 
 from ._cleanup import Cleanup
 from ._data_layout import data_layout
-from ._interrupts import Interrupt
+from ._interrupts import Interrupt, interrupted_by
 from ._live_plot import LivePlotter
 from ._prepare import Plan, check_resume
 from ._progress import ProgressReporter, RunStatus
-from ._summary import SequenceResult, publish_summary
+from ._summary import SequenceResult, interrupted_text, publish_summary
 
 __all__ = ["RunEnd", "execute"]
 
@@ -46,12 +46,16 @@ INTERRUPT_TYPES: tuple[type[BaseException], ...] = (TerminationSignal,)
 
 @dataclass(frozen=True)
 class RunEnd:
-    """How an executed run ended: its verdict, what it returns, and the error that caused the verdict."""
+    """How an executed run ended: its verdict, what it returns, and the error that caused the verdict.
+
+    ``conclusion`` is the line that tells an interrupted run's end (:func:`interrupted_text`), else None.
+    """
 
     outcome: Outcome
     result: SequenceResult
     failure: BaseException | None
     interrupt_reason: str | None
+    conclusion: str | None = None
 
 
 async def execute(
@@ -121,21 +125,34 @@ async def execute(
                 error=dict(outcome.error) if outcome.error is not None else None,
             )
 
+        conclusion: str | None = None
+
+        def conclude() -> None:  # once the store is final: every durable shot is counted
+            nonlocal conclusion
+            if outcome.state is SequenceState.INTERRUPTED:
+                kept = writer.completed
+                stopped_at = next(
+                    (s.index for s in iter_shots(spec, calibrated=plan.calibrated) if s.index not in kept), None
+                )
+                by = interrupted_by(interrupt.reason or type(failure).__name__)
+                conclusion = interrupted_text(spec.name, by, stopped_at, result())
+
         cleanup = Cleanup(log)
         cleanup.add("record the final state in the store", lambda: writer.finish(outcome.state, outcome.error))
+        cleanup.add("describe the interrupt", conclude)
         cleanup.add("publish the final state", lambda: status.update(state=str(outcome.state)))
         cleanup.add("publish the final progress", reporter.finish)
         cleanup.add("draw the final live plot", lambda: live_plot.update(final=True))
         cleanup.add(
             "publish the summary",
             lambda: publish_summary(
-                result(), time.monotonic() - started, (spec.live_plot.data, spec.live_plot.against)
+                result(), time.monotonic() - started, (spec.live_plot.data, spec.live_plot.against), conclusion
             ),
         )
         await cleanup.run()
         if outcome.state is SequenceState.FINISHED and cleanup.first_failure is not None:
             raise cleanup.first_failure  # the run had no error of its own: this one is it
-        end = RunEnd(outcome, result(), failure, interrupt.reason)
+        end = RunEnd(outcome, result(), failure, interrupt.reason, conclusion)
     await _compact(plan.store)  # the writer's lock is released: compaction takes it
     return end
 

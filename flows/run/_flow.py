@@ -20,11 +20,12 @@ from flows.sequence import SequenceSpec, apply_overrides
 from tasks.records import Lifecycle, SequenceState
 
 from ._execution import RunEnd, execute
-from ._interrupts import Interrupt, watch_interrupts
+from ._interrupts import Interrupt, interrupted_by, watch_interrupts
 from ._naming import run_tags, sequence_run_name, tag_flow_run
 from ._prepare import Plan, prepare
 from ._progress import RunStatus
-from ._run_log import ship_run_logs
+from ._run_log import quiet_interrupted_tasks, ship_run_logs
+from ._stopped_tasks import cancel_stopped_task_runs
 from ._summary import SequenceResult
 
 __all__ = ["run_sequence"]
@@ -80,7 +81,7 @@ async def run_sequence(
     interrupt = Interrupt()
     end: RunEnd | None = None
     async with watch_interrupts(interrupt):
-        with interrupt.scope():
+        with quiet_interrupted_tasks(interrupt) as stopped, interrupt.scope():
             async with device_lock(
                 plan.compilers,
                 mode=spec.execution.device_lock,
@@ -96,20 +97,28 @@ async def run_sequence(
                     log=run_logger,
                     started=started,
                 )
+    if interrupt.reason is not None:  # its task runs end Cancelled, as the run does
+        await cancel_stopped_task_runs(
+            stopped, f"stopped: the sequence was interrupted {interrupted_by(interrupt.reason)}"
+        )
     if end is None:  # interrupted while waiting for the devices: nothing was touched
         lifecycle.move(SequenceState.INTERRUPTED)
         status.update(state=str(SequenceState.INTERRUPTED))
-        message = f"sequence interrupted ({interrupt.reason}) while waiting for its devices; nothing ran"
-        run_logger.info("%s", message)
+        by = interrupted_by(interrupt.reason or "interrupted")
+        message = f"sequence {spec.name} interrupted {by} while waiting for its devices; nothing ran"
+        logger.info("%s", message)
         return Cancelled(message=message)  # type: ignore[return-value]
-    run_logger.info(
-        "sequence %s %s: %d/%s shots in %s",
-        spec.name,
-        end.outcome.state,
-        end.result.completed_shots,
-        plan.expected if plan.expected is not None else "?",
-        plan.store,
-    )
+    if end.conclusion is not None:  # who interrupted it, at which shot, what was kept, how to continue
+        logger.info("%s", end.conclusion)  # shotflow's logger: INFO even when Prefect's loggers say WARNING
+    else:
+        run_logger.info(
+            "sequence %s %s: %d/%s shots in %s",
+            spec.name,
+            end.outcome.state,
+            end.result.completed_shots,
+            plan.expected if plan.expected is not None else "?",
+            plan.store,
+        )
     return _conclude(end, plan)
 
 
@@ -146,7 +155,7 @@ def _conclude(end: RunEnd, plan: Plan) -> SequenceResult:
         raise failure  # cancelled from outside this flow: propagate once cleaned up
     if end.outcome.state is SequenceState.INTERRUPTED:
         reason = end.interrupt_reason or type(failure).__name__
-        message = f"sequence interrupted ({reason}); {end.result.completed_shots} shots kept in {plan.store}"
+        message = end.conclusion or f"sequence interrupted ({reason}); {end.result.completed_shots} shots kept"
         return Cancelled(message=message, data=end.result)  # type: ignore[return-value]
     if end.outcome.state is SequenceState.FAILED:
         message = end.result.error["message"] if end.result.error else "failed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -15,7 +16,14 @@ from prefect.context import FlowRunContext
 
 from tasks.records import raise_first
 
-__all__ = ["CANCEL_POLL_INTERVAL", "INTERRUPT_SIGNALS", "Interrupt", "watch_interrupts"]
+__all__ = [
+    "CANCEL_POLL_INTERVAL",
+    "INTERRUPT_SIGNALS",
+    "PREFECT_CANCEL",
+    "Interrupt",
+    "interrupted_by",
+    "watch_interrupts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +31,10 @@ CANCEL_POLL_INTERVAL = 1.0
 """Seconds between two checks of the flow run's state for a cancellation request."""
 INTERRUPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 """Signals that interrupt a run (a service manager's SIGTERM, a terminal's Ctrl-C)."""
+PREFECT_CANCEL = "cancelled from Prefect"
+"""The reason of an interrupt seen in the flow run's state (a Cancel in the UI, or the API)."""
+WORKER_ENV = "PREFECT__FLOW_RUN_ID"
+"""Set in a flow run process that a Prefect worker (or runner) started: its SIGTERM is a cancel."""
 
 
 class Interrupt:
@@ -51,6 +63,20 @@ class Interrupt:
             logger.warning("interrupt requested: %s", reason)
         for scope in self._scopes:
             scope.cancel()
+
+
+def interrupted_by(reason: str) -> str:
+    """Who interrupted the run, for the physicist: ``by Ctrl-C (received SIGINT)``, ``by a cancel from
+    the Prefect UI or API``... A worker's SIGTERM is a cancel from the UI or the API."""
+    if reason == PREFECT_CANCEL:
+        return "by a cancel from the Prefect UI or API"
+    if reason == "received SIGTERM" and os.environ.get(WORKER_ENV):
+        return "by a cancel from the Prefect UI or API (the worker's SIGTERM)"
+    if reason == "received SIGTERM":
+        return "by SIGTERM (received SIGTERM)"
+    if reason == "received SIGINT":
+        return "by Ctrl-C (received SIGINT)"
+    return f"({reason})"
 
 
 @asynccontextmanager
@@ -89,7 +115,7 @@ async def _watch_prefect_cancellation(interrupt: Interrupt) -> None:
                 logger.debug("could not read the flow run state: %s", exc)
                 continue
             if run is not None and run.state is not None and (run.state.is_cancelling() or run.state.is_cancelled()):
-                interrupt.request("cancelled from Prefect")
+                interrupt.request(PREFECT_CANCEL)
                 return
 
 

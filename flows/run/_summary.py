@@ -18,7 +18,7 @@ from tasks.store import StoreError, open_sequence, plot_store, store_state
 
 from ._prepare import RESULTS_ROOT_ENV
 
-__all__ = ["SUMMARY_TIMEOUT", "SequenceResult", "publish_summary"]
+__all__ = ["SUMMARY_TIMEOUT", "SequenceResult", "interrupted_text", "publish_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +36,30 @@ class SequenceResult(BaseModel):
     error: dict[str, Any] | None = None
 
 
-async def publish_summary(result: SequenceResult, duration: float, plot: tuple[str, str] = ("", "")) -> None:
+def interrupted_text(name: str, by: str, stopped_at: int | None, result: SequenceResult) -> str:
+    """The one line that says how an interrupted run ended: who stopped it, at which shot, what was
+    kept where (relative to the results root) and the command that continues it."""
+    at = f" at shot {stopped_at} of {result.expected_shots or '?'}" if stopped_at is not None else ""
+    return (
+        f"sequence {name} interrupted {by}{at}: {result.completed_shots} shots kept in "
+        f"{_shown_path(result.store)}; continue it with: shotflow resume {shlex.quote(result.store)}"
+    )
+
+
+async def publish_summary(
+    result: SequenceResult, duration: float, plot: tuple[str, str] = ("", ""), conclusion: str | None = None
+) -> None:
     """Publish the run's summary as a markdown artifact; shielded, bounded, and never raises for Prefect's sake.
 
     ``plot`` is the variable and x axis of the final plot (empty: the first data label, against the
-    scanned parameter); the plot is drawn from the store in a worker thread.
+    scanned parameter); the plot is drawn from the store in a worker thread. ``conclusion`` (the
+    :func:`interrupted_text` of an interrupted run) is shown under the title.
     """
     with anyio.CancelScope(shield=True), anyio.move_on_after(SUMMARY_TIMEOUT):
         try:
             image = await anyio.to_thread.run_sync(_final_plot, result.store, *plot)
             await acreate_markdown_artifact(
-                _summary_markdown(result, duration, image),
+                _summary_markdown(result, duration, image, conclusion),
                 key="sequence-summary",
                 description=f"sequence {result.store}",
             )
@@ -102,11 +115,14 @@ def _final_plot(store: str, variable: str, against: str) -> list[str]:
     return ["", f"## {variable} against {against}", "", f"![{variable}](data:image/png;base64,{image})"]
 
 
-def _summary_markdown(result: SequenceResult, duration: float, plot: list[str] | None = None) -> str:
+def _summary_markdown(
+    result: SequenceResult, duration: float, plot: list[str] | None = None, conclusion: str | None = None
+) -> str:
     shown = _shown_path(result.store)
-    lines = [
-        f"# Sequence {result.state}",
-        "",
+    lines = [f"# Sequence {result.state}", ""]
+    if conclusion:
+        lines += [conclusion, ""]
+    lines += [
         "| | |",
         "|---|---|",
         f"| store | `{shown}` |",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -11,13 +12,26 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import numpy as np
 import pytest
 import yaml
 from _lab import events, lab_spec, read_journal
 from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import LogSort
+from prefect.logging.handlers import APILogHandler
 from prefect.states import Cancelling
 from simlab import SHOTFLOW
 
@@ -51,6 +65,51 @@ async def _running_flow_run_id(store: Path) -> str:
     raise AssertionError(f"no running flow run writes {store}")
 
 
+async def _log_lines(flow_run_id: object) -> list[tuple[str, int]]:
+    """(message, level) of every line of the flow run's log (what the UI's Logs tab shows), in order."""
+    await APILogHandler.aflush()
+    async with get_client() as client:
+        logs = await client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), sort=LogSort.TIMESTAMP_ASC
+        )
+    return [(log.message, log.level) for log in logs]
+
+
+def _check_reads_as_a_cancel(lines: list[tuple[str, int]], *, by: str, at: int, kept: int, store: Path) -> str:
+    """A cancelled run's log: no ERROR, no crash, and one INFO line that says who stopped it, at which
+    shot, what was kept where and how to continue; returns that line."""
+    text = "\n".join(message for message, _ in lines)
+    assert [m for m, level in lines if level >= logging.ERROR] == [], text
+    assert "Crash" not in text, text
+    conclusions = [m for m, _ in lines if "shotflow resume" in m and not m.startswith("Finished in state")]
+    assert len(conclusions) == 1, text
+    (conclusion,) = conclusions
+    assert dict(lines)[conclusion] == logging.INFO
+    assert f"interrupted {by} at shot {at} of " in conclusion, conclusion
+    assert f"{kept} shots kept in {store}" in conclusion and f"shotflow resume {store}" in conclusion, conclusion
+    assert [level for m, level in lines if m.startswith("Finished in state Cancelled")] == [logging.INFO], text
+    return conclusion
+
+
+async def _summary(flow_run_id: object) -> str:
+    """The flow run's summary artifact (markdown)."""
+    async with get_client() as client:
+        (artifact,) = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["sequence-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    return str(artifact.data)
+
+
+async def _task_run_states(flow_run_id: object) -> dict[str, StateType | None]:
+    """The state of every task run of the flow run, by task run name, as the server holds it."""
+    async with get_client() as client:
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name: run.state_type for run in runs}
+
+
 def _held_at(shot: int, release: Path) -> dict[str, dict[str, object]]:
     """Faults that hold the camera at ``shot`` until ``release`` exists: the test, not the
     clock, decides when the run is interrupted."""
@@ -80,6 +139,14 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
 
     state = asyncio.run(scenario())
     assert state.is_cancelled(), state
+    lines = asyncio.run(_log_lines(state.state_details.flow_run_id))
+    conclusion = _check_reads_as_a_cancel(lines, by="by a cancel from the Prefect UI or API", at=3, kept=3, store=store)
+    assert state.message == conclusion
+    assert conclusion in asyncio.run(_summary(state.state_details.flow_run_id))
+    tasks = asyncio.run(_task_run_states(state.state_details.flow_run_id))
+    assert StateType.CANCELLED in tasks.values(), tasks  # the batch of the shot the cancel aborted
+    assert set(tasks.values()) <= {StateType.COMPLETED, StateType.CANCELLED}, tasks
+
     info = store_state(store)
     assert info["state"] == "interrupted"
     kept = open_sequence(store)
@@ -147,6 +214,27 @@ def _check_interrupted(proc: subprocess.Popen[str], store: Path, journal: Path) 
     return err
 
 
+def _terminal_api(terminal: dict[str, str], path: str, body: dict[str, object]) -> list[dict[str, object]]:
+    """POST ``body`` to ``path`` of the terminal's local server's API."""
+    port = json.loads((Path(terminal["PREFECT_HOME"]) / "shotflow-server.json").read_text())["port"]
+    response = httpx.post(f"http://127.0.0.1:{port}/api{path}", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def _check_cli_run_reads_as_a_cancel(terminal: dict[str, str], err: str, *, by: str, store: Path) -> None:
+    """The log and the task runs of the flow run a ``shotflow`` command reported (``.../runs/flow-run/<id>``),
+    on the terminal's local server: a cancel at shot 2 with shots 0 and 1 kept."""
+    flow_run_id = err.split("/runs/flow-run/", 1)[1][:36]
+    logs = _terminal_api(
+        terminal, "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
+    )
+    _check_reads_as_a_cancel([(e["message"], e["level"]) for e in logs], by=by, at=2, kept=2, store=store)
+    tasks = _terminal_api(terminal, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+    states = {t["name"]: t["state_type"] for t in tasks}
+    assert "CANCELLED" in states.values() and set(states.values()) <= {"COMPLETED", "CANCELLED"}, states
+
+
 def test_ctrl_c_in_a_terminal_interrupts_at_once_and_keeps_completed_shots(
     tmp_path: Path, terminal: dict[str, str]
 ) -> None:
@@ -155,6 +243,8 @@ def test_ctrl_c_in_a_terminal_interrupts_at_once_and_keeps_completed_shots(
     err = _check_interrupted(proc, store, journal)
     assert "received SIGINT" in err
     assert "flow run '" in err and "/runs/flow-run/" in err, "the run did not say where to watch it"
+    assert f"interrupted by Ctrl-C (received SIGINT) at shot 2 of 30: 2 shots kept in {store}" in err, err
+    _check_cli_run_reads_as_a_cancel(terminal, err, by="by Ctrl-C (received SIGINT)", store=store)
 
 
 def test_sigterm_with_the_server_gone_still_records_the_interrupt_and_exits(
@@ -193,3 +283,4 @@ def test_sigterm_with_the_server_up_says_interrupted(tmp_path: Path, terminal: d
     os.killpg(proc.pid, signal.SIGTERM)
     err = _check_interrupted(proc, store, journal)
     assert "received SIGTERM" in err and "cannot be resolved" not in err, err
+    _check_cli_run_reads_as_a_cancel(terminal, err, by="by SIGTERM (received SIGTERM)", store=store)

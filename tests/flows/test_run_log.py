@@ -8,6 +8,7 @@ compilation and a failing ``__exit__``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,8 @@ from uuid import UUID
 import anyio
 import pytest
 from _lab import lab_spec
-from prefect import flow, get_client
+from prefect import flow, get_client, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.sorting import LogSort
 from prefect.logging.handlers import APILogHandler
@@ -25,6 +27,8 @@ from prefect.variables import Variable
 
 from flows.locks import device_lock
 from flows.run import Progress, progress_listener, run_sequence
+from flows.run._interrupts import Interrupt
+from flows.run._run_log import quiet_interrupted_tasks, ship_run_logs
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -107,3 +111,38 @@ def test_no_holder_record_outlives_its_run(tmp_path: Path) -> None:
     assert asyncio.run(holder_records()) == dict.fromkeys(
         ["shotflow_device_holder_sequencer", "shotflow_device_holder_camera", "shotflow_device_holder_rf"]
     )
+
+
+def test_a_stopped_task_run_is_an_error_unless_the_run_was_interrupted() -> None:
+    """The same stop of a running execute-shots task run: an ERROR (a crash) in a run that nobody
+    interrupted, nothing above DEBUG once the run's interrupt was requested."""
+
+    @task(name="execute-shots", task_run_name="execute-shot-{first}", cache_policy=NO_CACHE)
+    async def execute_shots(first: int, started: anyio.Event) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    async def stop_one(first: int) -> None:
+        """Start a task run, and cancel it once it runs."""
+        started = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(execute_shots, first, started)
+            await started.wait()
+            tg.cancel_scope.cancel()
+
+    @flow(name="stop-task-runs")
+    async def stop_task_runs() -> None:
+        ship_run_logs()
+        await stop_one(0)  # nobody interrupted the run: a crash
+        interrupt = Interrupt()
+        with quiet_interrupted_tasks(interrupt):
+            interrupt.request("received SIGTERM")
+            await stop_one(1)
+
+    state = asyncio.run(stop_task_runs(return_state=True))
+    assert state.is_completed(), state.message
+    lines = asyncio.run(_log_lines(state.state_details.flow_run_id))
+    errors = [m for m, level, task_run in lines if level >= logging.ERROR and task_run is not None]
+    assert any(m.startswith("Crash detected!") for m in errors), lines
+    assert any(m.startswith("Finished in state Crashed") for m in errors), lines
+    assert len(errors) == 2, lines  # those two, of the first task run only

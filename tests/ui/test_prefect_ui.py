@@ -7,6 +7,7 @@ on a guessed duration. Screenshots of the form, the finished run and the cancell
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -38,9 +39,14 @@ def api(lab: Lab, method: str, path: str, **kwargs: Any) -> Any:
     return response.json()
 
 
-def log_messages(lab: Lab, flow_run_id: str) -> list[str]:
+def log_lines(lab: Lab, flow_run_id: str) -> list[tuple[str, int]]:
+    """(message, level) of every line of the flow run's log (its Logs tab), in order."""
     body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
-    return [entry["message"] for entry in api(lab, "POST", "/logs/filter", json=body)]
+    return [(entry["message"], entry["level"]) for entry in api(lab, "POST", "/logs/filter", json=body)]
+
+
+def log_messages(lab: Lab, flow_run_id: str) -> list[str]:
+    return [message for message, _ in log_lines(lab, flow_run_id)]
 
 
 def wait_for(lab: Lab, flow_run_id: str, what: str, seen: Any) -> dict[str, Any]:
@@ -175,9 +181,34 @@ def test_cancel_in_the_ui_interrupts_the_run_and_its_log_says_so(ui_lab: Lab, pa
 
     flow_run = wait_for(ui_lab, flow_run_id, "a final state", final)
     assert flow_run["state_type"] == "CANCELLED", flow_run["state"]
+    # the flow's last line is its own end: once it is in, the process shipped its whole log
+    wait_for(
+        ui_lab,
+        flow_run_id,
+        "the flow's last log line",
+        lambda _: any(m.startswith("Finished in state Cancelled") for m in log_messages(ui_lab, flow_run_id)),
+    )
+    lines = log_lines(ui_lab, flow_run_id)
+    text = "\n".join(message for message, _ in lines)
+    assert [m for m, level in lines if level >= logging.ERROR] == [], text
+    assert "Crash" not in text, text
+    conclusions = [m for m, _ in lines if "shotflow resume" in m and not m.startswith("Finished in state")]
+    assert len(conclusions) == 1, text
+    (conclusion,) = conclusions
+    assert dict(lines)[conclusion] == logging.INFO
+    assert conclusion.startswith("sequence cancel-me interrupted by a cancel from the Prefect UI or API"), conclusion
+    kept_in = conclusion.split(" shots kept in ", 1)[1].split(";", 1)[0]
+    assert " at shot " in conclusion and (ui_lab.results / kept_in).is_dir(), conclusion  # relative to the root
+    # the worker's own Cancelled state may replace the run's message (README, Deploy): the run's is in the history
+    history = api(ui_lab, "GET", "/flow_run_states/", params={"flow_run_id": flow_run_id})
+    assert conclusion in [state["message"] for state in history if state["type"] == "CANCELLED"], history
+    artifacts = api(ui_lab, "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    summaries = [a["data"] for a in artifacts if a["key"] == "sequence-summary"]
+    assert summaries and conclusion in summaries[0], artifacts
+
     page.reload()
-    interrupted = page.get_by_text("sequence cancel-me interrupted:")
+    interrupted = page.get_by_text("sequence cancel-me interrupted by a cancel").first
     interrupted.wait_for()
     assert page.get_by_text("interrupt requested").first.is_visible()
     assert page.locator(".state-badge", has_text="Cancelled").first.is_visible()
-    shoot(page, screenshots, "cancelled-run.png", page.get_by_text("interrupt requested").first)
+    shoot(page, screenshots, "cancelled-run.png", interrupted)
