@@ -161,7 +161,7 @@ def test_a_run_from_the_form_completes_and_shows_its_log_and_summary(ui_lab: Lab
 def test_cancel_in_the_ui_interrupts_the_run_and_its_log_says_so(ui_lab: Lab, page: Any, screenshots: Path) -> None:
     deployment = api(ui_lab, "GET", f"/deployments/name/{DEPLOYMENT}")
     spec = deployment["parameters"]["spec"]
-    spec["name"] = "cancel-me"
+    spec["name"] = "ui-cancel-me"
     spec["iteration"][1]["linspace"]["num"] = 400  # about a minute of shots: far longer than the cancel takes
     spec["timeline"]["steps"][0]["duration"] = "100 ms"
     created = api(
@@ -172,7 +172,7 @@ def test_cancel_in_the_ui_interrupts_the_run_and_its_log_says_so(ui_lab: Lab, pa
         ui_lab,
         flow_run_id,
         "the sequence running",
-        lambda _: any("cancel-me: initializing -> running" in m for m in log_messages(ui_lab, flow_run_id)),
+        lambda _: any("ui-cancel-me: initializing -> running" in m for m in log_messages(ui_lab, flow_run_id)),
     )
 
     page.goto(f"{ui_lab.ui_url}/runs/flow-run/{flow_run_id}")
@@ -196,7 +196,7 @@ def test_cancel_in_the_ui_interrupts_the_run_and_its_log_says_so(ui_lab: Lab, pa
     assert len(conclusions) == 1, text
     (conclusion,) = conclusions
     assert dict(lines)[conclusion] == logging.INFO
-    assert conclusion.startswith("sequence cancel-me interrupted by a cancel from the Prefect UI or API"), conclusion
+    assert conclusion.startswith("sequence ui-cancel-me interrupted by a cancel from the Prefect UI or API"), conclusion
     kept_in = conclusion.split(" shots kept in ", 1)[1].split(";", 1)[0]
     assert " at shot " in conclusion and (ui_lab.results / kept_in).is_dir(), conclusion  # relative to the root
     # the worker's own Cancelled state may replace the run's message (README, Deploy): the run's is in the history
@@ -207,7 +207,7 @@ def test_cancel_in_the_ui_interrupts_the_run_and_its_log_says_so(ui_lab: Lab, pa
     assert summaries and conclusion in summaries[0], artifacts
 
     page.reload()
-    interrupted = page.get_by_text("sequence cancel-me interrupted by a cancel").first
+    interrupted = page.get_by_text("sequence ui-cancel-me interrupted by a cancel").first
     interrupted.wait_for()
     assert page.get_by_text("interrupt requested").first.is_visible()
     assert page.locator(".state-badge", has_text="Cancelled").first.is_visible()
