@@ -32,6 +32,7 @@ from ._cleanup import Cleanup
 from ._data_layout import data_layout
 from ._interrupts import Interrupt, interrupted_by
 from ._live_plot import LivePlotter
+from ._naming import BatchNames
 from ._prepare import Plan, check_resume
 from ._progress import ProgressReporter, RunStatus
 from ._summary import SequenceResult, interrupted_text, publish_summary
@@ -213,6 +214,7 @@ async def _run_shots(
             lookahead=spec.execution.lookahead,
             shots_per_task=spec.execution.shots_per_task,
             stages=PREFECT_STAGES,
+            describe=BatchNames(parameter_units(spec, calibrated=plan.calibrated)),
         )
         already = len(writer.completed)
         status.count(lambda: already + pipeline.completed, plan.expected)

@@ -14,14 +14,34 @@ from datetime import datetime
 from prefect import get_client
 from prefect.context import FlowRunContext
 
+from devices import Shot
 from flows.sequence import SequenceSpec
+from tasks.store import format_quantity
 
-__all__ = ["run_tags", "sequence_run_name", "tag_flow_run"]
+__all__ = ["BatchNames", "run_tags", "sequence_run_name", "tag_flow_run"]
 
 logger = logging.getLogger(__name__)
 
 TAG_LIMIT = 100
 """Longest tag kept (the UI's tag chips truncate long ones anyway)."""
+NAME_PARAMETERS = 3
+"""Scan parameters shown in a task run's name (the first ones the scan sets)."""
+
+
+class BatchNames:
+    """Names a batch's task runs after its shots and the first shot's parameters, with units:
+    ``shot 12 · detuning -1.5 MHz``, ``shots 40-89 · from detuning 400 kHz, power 2 mW``."""
+
+    def __init__(self, units: Mapping[str, str]) -> None:
+        self._units = dict(units)
+
+    def __call__(self, shot: Shot, size: int) -> str:
+        shots = f"shot {shot.index}" if size == 1 else f"shots {shot.index}-{shot.index + size - 1}"
+        shown = list(shot.parameters.items())[:NAME_PARAMETERS]
+        if not shown:
+            return shots
+        values = ", ".join(f"{name} {format_quantity(value, self._units.get(name, ''), 4)}" for name, value in shown)
+        return f"{shots} · {'from ' if size > 1 else ''}{values}"
 
 
 def _spec_name(spec: object) -> str | None:

@@ -56,9 +56,10 @@ class PipelineOutcome:
 
 
 class _Batch:
-    __slots__ = ("compiled", "done", "filled", "scope", "shots")
+    __slots__ = ("compiled", "done", "filled", "label", "scope", "shots")
 
-    def __init__(self, first: int, size: int, capacity: int) -> None:
+    def __init__(self, first: int, size: int, capacity: int, label: str) -> None:
+        self.label = label
         self.shots = BatchFeed[Shot](first, size, capacity)
         self.compiled = BatchFeed[CompiledShot](first, size, capacity)
         self.filled = 0
@@ -97,8 +98,14 @@ def shots_from(shots: Iterable[Shot]) -> ShotSource:
     return _IterableSource(shots)
 
 
+def describe_batch(shot: Shot, size: int) -> str:
+    """The default name of a batch: ``shot 12``, or ``shots 12-61`` (the last one as planned)."""
+    return f"shot {shot.index}" if size == 1 else f"shots {shot.index}-{shot.index + size - 1}"
+
+
 async def _compile_stage(
     first: int,
+    label: str,
     shots: BatchFeed[Shot],
     compiler: ShotCompiler,
     on_compiled: Callable[[CompiledShot], Awaitable[None]],
@@ -108,6 +115,7 @@ async def _compile_stage(
 
 async def _execute_stage(
     first: int,
+    label: str,
     shots: BatchFeed[CompiledShot],
     turn: ExecutionTurn,
     runner: ShotRunner,
@@ -120,10 +128,10 @@ async def _execute_stage(
 class Stages:
     """The two per-batch stages, called with keyword arguments.
 
-    ``compile(first=, shots=, compiler=, on_compiled=)`` (``shots`` a :class:`BatchFeed`
+    ``compile(first=, label=, shots=, compiler=, on_compiled=)`` (``shots`` a :class:`BatchFeed`
     of shots, ``on_compiled`` awaited with each compiled shot) and
-    ``execute(first=, shots=, turn=, runner=, on_record=)`` (``shots`` a
-    :class:`BatchFeed` of compiled shots): the Prefect tasks of
+    ``execute(first=, label=, shots=, turn=, runner=, on_record=)`` (``shots`` a
+    :class:`BatchFeed` of compiled shots); ``label`` names the batch (its task runs): the Prefect tasks of
     :mod:`tasks.prefect_tasks` have these signatures, as do the plain coroutines
     of :data:`ENGINE_STAGES`.
     """
@@ -149,6 +157,7 @@ class ShotPipeline:
     size; a larger lookahead may stop earlier, since shot ``n`` compiles while an
     earlier shot runs. A shot that fails on a device raises ``ShotExecutionError``
     (every other stage is cancelled). Cancelling the caller cancels every stage.
+    ``describe(first shot, size)`` names each batch (:func:`describe_batch` by default).
     """
 
     def __init__(
@@ -163,6 +172,7 @@ class ShotPipeline:
         stages: Stages = ENGINE_STAGES,
         sizer: BatchSizer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        describe: Callable[[Shot, int], str] = describe_batch,
     ) -> None:
         if shots_per_task != "auto" and (not isinstance(shots_per_task, int) or shots_per_task < 1):
             raise ValueError(f"shots_per_task must be a positive integer or 'auto', not {shots_per_task!r}")
@@ -175,6 +185,7 @@ class ShotPipeline:
         self._fixed = shots_per_task if isinstance(shots_per_task, int) else None
         self._sizer = sizer if sizer is not None else BatchSizer()
         self._clock = clock
+        self._describe = describe
         self._last_trigger: float | None = None
         self._slots: anyio.Semaphore | None = None
         self._gate = ShotGate(on_shot_triggered=self._shot_triggered)
@@ -227,7 +238,8 @@ class ShotPipeline:
                                 shot = await anext(shots)
                             except StopAsyncIteration:
                                 break
-                            batch = _Batch(shot.index, self._next_size(), self._lookahead)
+                            size = self._next_size()
+                            batch = _Batch(shot.index, size, self._lookahead, self._describe(shot, size))
                             created[:] = [b for b in created if not b.done]
                             created.append(batch)
                             tg.start_soon(self._compile, batch, name=f"compile {batch.first}")
@@ -252,7 +264,11 @@ class ShotPipeline:
         try:
             with batch.scope:
                 await self._stages.compile(
-                    first=batch.first, shots=batch.shots, compiler=self._compiler, on_compiled=batch.compiled.put
+                    first=batch.first,
+                    label=batch.label,
+                    shots=batch.shots,
+                    compiler=self._compiler,
+                    on_compiled=batch.compiled.put,
                 )
         except ShotCompilationError as error:
             if self._compile_error is None or error.shot_index < self._compile_error.shot_index:
@@ -279,7 +295,12 @@ class ShotPipeline:
 
     async def _execute(self, batch: _Batch, turn: ExecutionTurn) -> None:
         await self._stages.execute(
-            first=batch.first, shots=batch.compiled, turn=turn, runner=self._runner, on_record=self._on_record
+            first=batch.first,
+            label=batch.label,
+            shots=batch.compiled,
+            turn=turn,
+            runner=self._runner,
+            on_record=self._on_record,
         )
 
     async def _on_record(self, record: ShotRecord) -> None:

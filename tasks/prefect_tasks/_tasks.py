@@ -17,14 +17,17 @@ from ._task_run_memory import forget_task_run_assets
 __all__ = ["PREFECT_STAGES", "compile_shots", "execute_shots"]
 
 
-@task(name="compile-shots", task_run_name="compile-shot-{first}", cache_policy=NO_CACHE, persist_result=False)
+@task(name="compile-shots", task_run_name="compile {label}", cache_policy=NO_CACHE, persist_result=False)
 async def compile_shots(
     first: int,
+    label: str,
     shots: BatchFeed[Shot],
     compiler: ShotCompiler,
     on_compiled: Callable[[CompiledShot], Awaitable[None]],
 ) -> int:
     """Prefect task: compile a batch of consecutive shots (``first`` is the first index), as they arrive.
+
+    ``label`` names the task run (``compile shot 3 · detuning -1.5 MHz``).
 
     Each compiled shot is handed to ``on_compiled``, not returned: Prefect keeps a
     state for every returned object in the flow run's context until the run ends,
@@ -36,9 +39,10 @@ async def compile_shots(
     return await compile_batch(shots, compiler, on_compiled)
 
 
-@task(name="execute-shots", task_run_name="execute-shot-{first}", cache_policy=NO_CACHE, persist_result=False)
+@task(name="execute-shots", task_run_name="execute {label}", cache_policy=NO_CACHE, persist_result=False)
 async def execute_shots(
     first: int,
+    label: str,
     shots: BatchFeed[CompiledShot],
     turn: ExecutionTurn,
     runner: ShotRunner,

@@ -37,6 +37,29 @@ def test_a_run_is_named_after_its_sequence_and_tagged_with_its_devices(tmp_path:
     assert asyncio.run(_flow_run(resumed.state_details.flow_run_id)).name.endswith(" (resume)")
 
 
+async def _task_run_names(flow_run_id: object) -> list[str]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async with get_client() as client:
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        return sorted(r.name for r in runs)
+
+
+def test_task_runs_are_named_after_their_shots_and_parameters(tmp_path: Path) -> None:
+    """One shot per task run (slow shots, and the first batch of auto): the shot and its detuning, with units."""
+    spec = lab_spec(shots=3, execution={"shots_per_task": 1})
+    state = asyncio.run(run_sequence(spec, store=str(tmp_path / "n.zarr"), return_state=True))
+    assert state.is_completed(), state.message
+    names = asyncio.run(_task_run_names(state.state_details.flow_run_id))
+    for kind in ("compile", "execute"):
+        assert f"{kind} shot 0 · detuning -2 MHz" in names, names
+        assert f"{kind} shot 2 · detuning 2 MHz" in names, names
+    batched = lab_spec(shots=3, execution={"shots_per_task": 2})
+    state = asyncio.run(run_sequence(batched, store=str(tmp_path / "b.zarr"), return_state=True))
+    names = asyncio.run(_task_run_names(state.state_details.flow_run_id))
+    assert "execute shots 0-1 · from detuning -2 MHz" in names, names
+
+
 async def _summary(flow_run_id: object) -> str:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
