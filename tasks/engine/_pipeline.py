@@ -223,6 +223,7 @@ class ShotPipeline:
     async def _produce(self, send: anyio.abc.ObjectSendStream[_Batch]) -> None:
         created = self._compiling
         batch: _Batch | None = None
+        eager = False
         shots = aiter(self._source)
         slots = self._slots
         assert slots is not None
@@ -230,19 +231,15 @@ class ShotPipeline:
             try:
                 with self._stop_producing:
                     while True:
-                        if batch is None:
-                            # the next batch opens as soon as the previous one is full, before a
-                            # slot is free: its task runs (tens of ms to begin on a busy server)
-                            # begin while the previous batch's last shots run, not after them
+                        if batch is None and eager:
+                            # after a batch of several (fast) shots the next one opens at once,
+                            # before a slot is free: its task runs (tens of ms to begin on a busy
+                            # server) begin while the previous batch's last shots run
                             try:
                                 shot = await anext(shots)
                             except StopAsyncIteration:
                                 break
-                            size = self._next_size()
-                            batch = _Batch(shot.index, size, self._lookahead, self._describe(shot, size))
-                            created[:] = [b for b in created if not b.done]
-                            created.append(batch)
-                            tg.start_soon(self._compile, batch, name=f"compile {batch.first}")
+                            batch = self._open_batch(shot, tg, created)
                             await send.send(batch)
                             await slots.acquire()  # never more than lookahead shots ahead
                         else:
@@ -251,14 +248,27 @@ class ShotPipeline:
                                 shot = await anext(shots)
                             except StopAsyncIteration:
                                 break
+                            if batch is None:
+                                batch = self._open_batch(shot, tg, created)
+                                await send.send(batch)
                         await batch.shots.put(shot)
                         batch.filled += 1
                         if batch.filled == batch.shots.size:
                             batch.shots.close()
+                            eager = batch.shots.size > 1  # single-shot batches: lookahead covers their start
                             batch = None
             finally:
                 if batch is not None:
                     batch.shots.close()
+
+    def _open_batch(self, shot: Shot, tg: anyio.abc.TaskGroup, created: list[_Batch]) -> _Batch:
+        """A new batch starting at ``shot``, its compile stage started."""
+        size = self._next_size()
+        batch = _Batch(shot.index, size, self._lookahead, self._describe(shot, size))
+        created[:] = [b for b in created if not b.done]
+        created.append(batch)
+        tg.start_soon(self._compile, batch, name=f"compile {batch.first}")
+        return batch
 
     async def _compile(self, batch: _Batch) -> None:
         try:
