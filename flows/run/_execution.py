@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +68,7 @@ async def execute(
     status: RunStatus,
     log: logging.Logger | logging.LoggerAdapter[logging.Logger],
     started: float,
+    overrides: Mapping[str, str] | None = None,
 ) -> RunEnd:
     """Open the store, enter the devices and run every shot; then decide the verdict once and clean up.
 
@@ -75,7 +76,8 @@ async def execute(
     :func:`tasks.records.decide_outcome` and returned in :class:`RunEnd`, never
     raised. The cleanup (final state in the store, progress, summary) runs every
     step even if one fails; a failed step is logged and raised only when the run
-    had no error of its own. Raises the store's errors when it cannot be opened.
+    had no error of its own. Raises the store's errors when it cannot be opened. The store
+    records ``overrides`` (what the run changed in the spec it was given) beside the spec.
     """
     spec = plan.spec
     lifecycle.move(SequenceState.INITIALIZING)
@@ -84,6 +86,7 @@ async def execute(
     async with ShotStoreWriter.open(
         plan.store,
         spec_json=spec.model_dump_json(),
+        overrides=overrides,
         expected_shots=plan.expected,
         parameter_units=parameter_units(spec, calibrated=plan.calibrated),
         axes=plan_sequence(spec, calibrated=plan.calibrated).axes_record(),

@@ -96,6 +96,7 @@ async def run_sequence(
                     status=status,
                     log=run_logger,
                     started=started,
+                    overrides=overrides,
                 )
     if interrupt.reason is not None:  # its task runs end Cancelled, as the run does
         await cancel_stopped_task_runs(

@@ -100,6 +100,7 @@ class StoreArrays:
         parameter_units: Mapping[str, str],
         axes: list[dict[str, Any]] | None,
         writer: WriterIdentity,
+        overrides: Mapping[str, str] | None = None,
     ) -> StoreArrays:
         """Create the group (``path`` exists and holds only the lock) with its fixed arrays, ``running``.
 
@@ -116,6 +117,7 @@ class StoreArrays:
             "spec": spec_json,
             "parameter_units": dict(parameter_units),
             "axes": axes,
+            "overrides": dict(overrides) if overrides else None,
             "coordinates": "",
             "Conventions": CONVENTIONS,
             "created": now,

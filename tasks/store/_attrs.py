@@ -25,9 +25,11 @@ __all__ = ["AttrValue", "decode_attrs", "encode_attrs"]
 AttrValue = str | int | float | list[int] | list[float]
 """What an attribute may hold on disk."""
 
-JSON_ATTRS = ("error", "parameter_units", "axes", "history", "data_layout")
+JSON_ATTRS = ("error", "parameter_units", "axes", "history", "data_layout", "overrides")
 """Group attributes stored as JSON text."""
 OPTIONAL_ATTRS = ("error", "expected_shots", "axes")
+EMPTY_OMITTED = ("overrides",)
+"""Group attributes omitted when empty (a run without overrides records none)."""
 """Group attributes omitted when absent; decoded as None then."""
 
 
@@ -39,7 +41,7 @@ def encode_attrs(attrs: Mapping[str, Any]) -> dict[str, AttrValue]:
     """
     encoded: dict[str, AttrValue] = {}
     for key, value in attrs.items():
-        if value is None:
+        if value is None or (key in EMPTY_OMITTED and not value):
             continue
         if key in JSON_ATTRS:
             value = json.dumps(value, default=str)
@@ -73,6 +75,8 @@ def decode_attrs(stored: Mapping[str, Any]) -> dict[str, Any]:
         attrs["history"] = []
     if not isinstance(attrs.get("data_layout"), dict):
         attrs["data_layout"] = {}
+    if not isinstance(attrs.get("overrides"), dict):
+        attrs["overrides"] = {}
     return attrs
 
 

@@ -104,6 +104,7 @@ def open_store(
     axes: list[dict[str, Any]] | None,
     resume: bool,
     confine_to: Path | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> tuple[WriterLock, StoreArrays]:
     """Blocking part of :meth:`ShotStoreWriter.open`: lock, then create or reopen (see there for what raises)."""
     check_confined(path, confine_to)
@@ -136,6 +137,7 @@ def open_store(
             expected_shots=expected_shots,
             parameter_units=parameter_units,
             axes=axes,
+            overrides=overrides,
             writer=lock.holder,
         )
     except BaseException:

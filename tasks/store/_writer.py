@@ -72,6 +72,7 @@ class ShotStoreWriter:
         expected_shots: int | None,
         parameter_units: Mapping[str, str],
         axes: Sequence[Mapping[str, Any]] | None = None,
+        overrides: Mapping[str, str] | None = None,
         max_pending: int = 32,
         resume: bool = False,
         confine_to: str | Path | None = None,
@@ -79,7 +80,9 @@ class ShotStoreWriter:
         """Create (or with ``resume=True`` reopen) the store at ``path``, state ``running``, and run its writer.
 
         ``axes`` (the scan's axes: name, size, unit, ... as the caller describes them) are kept
-        in the root attribute ``axes``; a resumed store keeps its own. With ``confine_to`` (the
+        in the root attribute ``axes``; a resumed store keeps its own. ``overrides`` (what the
+        run changed in the spec it was given: name -> expression; ``spec_json`` has them
+        applied) are kept in ``overrides``; a resumed store keeps its own. With ``confine_to`` (the
         results folder) the store folder must resolve inside it, checked before it is created
         and again once the writer lock is held, and must hold no symbolic link leading out.
 
@@ -103,6 +106,7 @@ class ShotStoreWriter:
                 expected_shots=expected_shots,
                 parameter_units=parameter_units,
                 axes=checked_axes(axes),
+                overrides={str(k): str(v) for k, v in (overrides or {}).items()},
                 resume=resume,
                 confine_to=Path(confine_to) if confine_to is not None else None,
             )

@@ -11,6 +11,7 @@ from uuid import UUID
 
 import numpy as np
 import pytest
+import xarray as xr
 import yaml
 from _lab import events, lab_spec, read_journal
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,7 @@ from simlab import SHOTFLOW
 from flows import SpecError
 from flows.run import run_sequence
 from flows.sequence import apply_overrides, load_spec
-from tasks.store import open_sequence, read_store_spec
+from tasks.store import open_sequence, read_store_spec, store_state
 
 SPEC = lab_spec(shots=3)
 
@@ -129,6 +130,11 @@ def test_a_run_with_overrides_stores_the_values_and_the_spec_as_it_ran(tmp_path:
     np.testing.assert_allclose(ds["rf.frequency"].values, 81e6 + ds["detuning"].values)
     stored = load_spec(read_store_spec(store))
     assert stored == apply_overrides(SPEC, overrides)
+    assert store_state(store)["overrides"] == overrides  # recorded apart from the spec they changed
+    plain = tmp_path / "plain.zarr"
+    assert asyncio.run(run_sequence(SPEC, store=str(plain), return_state=True)).is_completed()
+    assert store_state(plain)["overrides"] == {}
+    assert "overrides" not in xr.open_zarr(plain).attrs  # absent, not an empty record
     lines = asyncio.run(_log_lines(state.state_details.flow_run_id))
     assert any(m == "overrides: offset = 1 MHz, devices.rf.frequency = 81 MHz + detuning" for m, _ in lines)
 
