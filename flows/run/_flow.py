@@ -33,6 +33,16 @@ __all__ = ["run_sequence"]
 logger = logging.getLogger(__name__)
 
 
+OVERRIDES_SCHEMA = {
+    "type": "object",
+    "patternProperties": {
+        r"^[A-Za-z][A-Za-z0-9_.\-]*$": {"type": "string", "description": "An expression with units, e.g. '2 ms'."}
+    },
+}
+"""The form's schema of ``overrides``: a name -> expression map, which the Prefect UI shows as a JSON
+editor (for a plain ``additionalProperties`` map it shows an empty box one cannot type in)."""
+
+
 @flow(
     name="run-sequence",
     flow_run_name=sequence_run_name,
@@ -44,7 +54,7 @@ async def run_sequence(
     spec: SequenceSpec,
     store: Annotated[str | None, WithJsonSchema({"type": "string"})] = "",
     resume: bool = False,
-    overrides: dict[str, str] = {},  # noqa: B006 - never mutated; shown as an empty map in the form
+    overrides: Annotated[dict[str, str], WithJsonSchema(OVERRIDES_SCHEMA)] = {},  # noqa: B006 - never mutated
 ) -> SequenceResult:
     """Run a sequence: initialise its devices, compile and execute every shot, store the results.
 

@@ -125,7 +125,7 @@ class ShotCompiler:
         self._pool = _start_pool(self._heavy, self._workers)
         self._warming = [self._pool.submit(warm_up) for _ in range(self._workers)]
         logger.info(
-            "compiling %s in %d worker processes (over %.0f ms a shot in a thread)",
+            "compiling %s in %d worker processes (over %.0f ms of CPU a shot in a thread)",
             ", ".join(self._heavy),
             self._workers,
             PROCESS_AFTER_S * 1e3,

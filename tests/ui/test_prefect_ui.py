@@ -7,6 +7,7 @@ on a guessed duration. Screenshots of the form, the finished run and the cancell
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -25,6 +26,8 @@ RUN_TIMEOUT = 240.0
 DEPLOYMENT = "run-sequence/run-sequence"
 FORM_CHANGE = ("Description (Optional)", ("spec", "description"))
 """The form field the test changes (its label in the form) and where its value lands in the run's parameters."""
+OVERRIDE = {"devices.camera.exposure": "2 ms"}
+"""The override the test types in the form's overrides editor."""
 
 
 def api(lab: Lab, method: str, path: str, **kwargs: Any) -> Any:
@@ -133,15 +136,20 @@ def test_a_run_from_the_form_completes_and_shows_its_log_and_summary(ui_lab: Lab
     typed = f"typed in the browser {uuid.uuid4().hex[:8]}"
     field = form_field(page, label)
     field.fill(typed)
-    shoot(page, screenshots, "form.png", field)
+    overrides = form_field(page, "overrides (Optional)")  # the quick path: one setting changed, no JSON of the spec
+    overrides.fill(json.dumps(OVERRIDE))
+    shoot(page, screenshots, "form.png", overrides)
     submit(page)
     flow_run_id = wait_for_run_with(ui_lab, deployment["id"], where, typed)
+    assert api(ui_lab, "GET", f"/flow_runs/{flow_run_id}")["parameters"]["overrides"] == OVERRIDE
 
     page.goto(f"{ui_lab.ui_url}/runs/flow-run/{flow_run_id}")
     flow_run = wait_for(ui_lab, flow_run_id, "a final state", final)
     assert flow_run["state_type"] == "COMPLETED", flow_run["state"]
     spec = deployment["parameters"]["spec"]
     shots = spec["iteration"][1]["linspace"]["num"]  # the default spec: examples/resonance.yaml
+
+    assert "overrides: devices.camera.exposure = 2 ms" in log_messages(ui_lab, flow_run_id)
 
     page.reload()
     finished = page.get_by_text(f"sequence {spec['name']} finished: {shots}/{shots} shots")
