@@ -28,11 +28,7 @@ ds = open_sequence(store, grid=True)
 print(ds)
 
 # %% The atom number per shot: the roi_sum analysis the spec runs, or the image's sum
-atoms = (
-    ds["analysis.atoms.sum"]
-    if "analysis.atoms.sum" in ds
-    else ds["camera.atoms"].sum(("y", "x"))
-)
+atoms = ds["analysis.atoms.sum"] if "analysis.atoms.sum" in ds else ds["camera.atoms"].sum(("y", "x"))
 detuning = ds["detuning"]
 taken = np.isfinite(atoms.values)  # a scan still running has cells not taken yet (NaN)
 x, y = detuning.values[taken], atoms.values[taken]

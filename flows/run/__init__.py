@@ -1,7 +1,7 @@
 """Running a sequence as a Prefect flow: what is checked first, the execution, interrupts, progress, logs, summary."""
 
 from ._calibrated import load_calibrated, store_calibrated
-from ._flow import run_sequence
+from ._flow import run_sequence, run_sequence_yaml
 from ._prepare import check_resume
 from ._progress import Progress, progress_listener
 from ._resume_flow import ResumeRefusedError, resume_sequence
@@ -18,5 +18,6 @@ __all__ = [
     "resolve_store_path",
     "resume_sequence",
     "run_sequence",
+    "run_sequence_yaml",
     "store_calibrated",
 ]

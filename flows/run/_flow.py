@@ -16,7 +16,7 @@ from pydantic import WithJsonSchema
 
 from flows._errors import SequenceFailedError, SpecError
 from flows.locks import device_lock
-from flows.sequence import SequenceSpec, apply_overrides
+from flows.sequence import SequenceSpec, apply_overrides, load_spec_text
 from tasks.records import Lifecycle, SequenceState
 
 from ._execution import RunEnd, execute
@@ -28,7 +28,7 @@ from ._run_log import quiet_interrupted_tasks, ship_run_logs
 from ._stopped_tasks import cancel_stopped_task_runs
 from ._summary import SequenceResult
 
-__all__ = ["run_sequence"]
+__all__ = ["run_sequence", "run_sequence_yaml"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,46 @@ async def run_sequence(
 
     """
     ship_run_logs()
+    return await _run(spec, store, resume, overrides)
+
+
+@flow(
+    name="run-sequence-yaml",
+    flow_run_name=sequence_run_name,
+    log_prints=False,
+    validate_parameters=True,
+    persist_result=True,
+)
+async def run_sequence_yaml(
+    spec_yaml: str,
+    store: Annotated[str | None, WithJsonSchema({"type": "string"})] = "",
+    overrides: Annotated[dict[str, str], WithJsonSchema(OVERRIDES_SCHEMA)] = {},  # noqa: B006 - never mutated
+) -> SequenceResult:
+    """Run a sequence given as YAML (or JSON) text: exactly what ``shotflow run FILE`` reads from FILE.
+
+    The text is parsed and validated first; a refusal (the line of a syntax error, or every
+    ``field.path: problem``) is the first error of the run's log and nothing is touched. Then the
+    run goes as for run-sequence.
+
+    Args:
+        spec_yaml: The sequence spec as the text of a YAML file, e.g. the whole of examples/resonance.yaml.
+        store: The zarr folder to write, e.g. results/scan/run1.zarr. Empty: a new folder
+            <storage root>/<sequence name>/<start time>.zarr.
+        overrides: Values that replace the spec's for this run, as name: expression, e.g.
+            devices.camera.exposure: 2 ms.
+
+    """
+    ship_run_logs()
+    try:
+        spec = load_spec_text(spec_yaml, source="spec_yaml")
+    except SpecError as exc:
+        logger.error("%s", exc)
+        raise
+    return await _run(spec, store, False, overrides)
+
+
+async def _run(spec: SequenceSpec, store: str | None, resume: bool, overrides: Mapping[str, str]) -> SequenceResult:
+    """The body of the run flows (see :func:`run_sequence`)."""
     run_logger = get_run_logger()
     spec = _with_overrides(spec, overrides)
     started = time.monotonic()

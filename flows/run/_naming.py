@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+import yaml
 from prefect import get_client
 from prefect.context import FlowRunContext
 
@@ -47,6 +48,11 @@ class BatchNames:
 def _spec_name(spec: object) -> str | None:
     if isinstance(spec, SequenceSpec):
         return spec.name
+    if isinstance(spec, str):  # run-sequence-yaml's text: its name, if it parses
+        try:
+            spec = yaml.safe_load(spec)
+        except yaml.YAMLError:
+            return None
     if isinstance(spec, Mapping):
         name = spec.get("name")
         return name if isinstance(name, str) else None
@@ -57,7 +63,7 @@ def sequence_run_name() -> str:
     """The flow run's name: the sequence name and the local start time (Prefect's ``flow_run_name``)."""
     context = FlowRunContext.get()
     parameters = context.parameters if context is not None and context.parameters else {}
-    name = _spec_name(parameters.get("spec")) or "sequence"
+    name = _spec_name(parameters.get("spec", parameters.get("spec_yaml"))) or "sequence"
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
     resume = " (resume)" if parameters.get("resume") is True else ""
     return f"{name} {stamp}{resume}"

@@ -11,7 +11,7 @@ from ._context import SequenceRuntime
 from ._expressions import CompiledExpression, compile_expression
 from ._iteration import calibrated_references, count_shots, evaluate_globals, iter_shots, parameter_units
 from ._live_plot_field import LivePlot
-from ._load import load_spec
+from ._load import load_spec, load_spec_text
 from ._overrides import apply_overrides
 from ._plan import Axis, SequencePlan, plan_sequence
 from ._plan_text import format_value, plan_lines
@@ -38,6 +38,7 @@ __all__ = [
     "Values",
     "apply_overrides",
     "load_spec",
+    "load_spec_text",
     # its plan and the readers of the plan
     "Axis",
     "SequencePlan",

@@ -192,6 +192,12 @@ def load_spec(source: str | Path | dict[str, Any]) -> SequenceSpec:
         raise SpecError(f"{where}: invalid sequence spec:\n{format_validation_error(exc)}") from exc
 
 
+def load_spec_text(text: str, *, source: str = "<text>") -> SequenceSpec:
+    """Load and validate a spec from YAML or JSON text only: never read as a file path (text from
+    the API or a form is data). Raises :class:`SpecError` as :func:`load_spec` does."""
+    return load_spec(parse_spec_text(text, source=source))
+
+
 def _read(source: str | Path) -> tuple[str, str]:
     if isinstance(source, Path) or ("\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
         path = Path(source)
