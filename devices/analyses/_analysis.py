@@ -38,7 +38,7 @@ class Analysis(BaseModel, abc.ABC):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: str
-    data: str = Field(description="The data label analysed, '<device>.<label>' (e.g. camera.atoms).")
+    data: str = Field(description="The data label analysed, DEVICE.LABEL (e.g. camera.atoms).")
 
     @abc.abstractmethod
     def outputs(self) -> Mapping[str, Output]:

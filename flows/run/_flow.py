@@ -70,12 +70,12 @@ async def run_sequence(
     Args:
         spec: The sequence: its global parameters, scan, timeline, devices, execution and storage.
         store: The zarr folder to write, e.g. results/scan/run1.zarr. Empty (or None, from Python):
-            a new folder <storage root>/<sequence name>/<start time>.zarr.
+            a new folder STORAGE ROOT/SEQUENCE NAME/START TIME.zarr.
         resume: Continue the interrupted run in this store from its first shot not completed;
             the store must hold the same spec.
         overrides: Values that replace the spec's for this run, as name: expression, e.g.
             center_frequency: 80.2 MHz or devices.camera.exposure: 2 ms. A name is a global
-            parameter or devices.<device>.<setting>. The store records the spec with them applied.
+            parameter or devices.DEVICE.SETTING. The store records the spec with them applied.
 
     """
     ship_run_logs()
@@ -103,7 +103,7 @@ async def run_sequence_yaml(
     Args:
         spec_yaml: The sequence spec as the text of a YAML file, e.g. the whole of examples/resonance.yaml.
         store: The zarr folder to write, e.g. results/scan/run1.zarr. Empty: a new folder
-            <storage root>/<sequence name>/<start time>.zarr.
+            STORAGE ROOT/SEQUENCE NAME/START TIME.zarr.
         overrides: Values that replace the spec's for this run, as name: expression, e.g.
             devices.camera.exposure: 2 ms.
 

@@ -176,7 +176,7 @@ class Execution(FrozenModel):
 
 
 class Storage(FrozenModel):
-    """Where results go: a folder <root>/<sequence name>/<start time>.zarr per run."""
+    """Where results go: a folder ROOT/SEQUENCE NAME/START TIME.zarr per run."""
 
     root: str = Field("results", min_length=1, description="The folder of every run's results.")
 
@@ -251,7 +251,7 @@ class SequenceSpec(FrozenModel):
     analyses: Annotated[dict[Name, AnalysisConfig], NAME_KEYS] = Field(
         default_factory=dict,
         description="Per-shot analyses by name, each a registered type with its settings "
-        "(e.g. atoms: {type: roi_sum, data: camera.atoms}); stored as analysis.<name>.<field>.",
+        "(e.g. atoms: {type: roi_sum, data: camera.atoms}); stored as analysis.NAME.FIELD.",
     )
     execution: Execution = Field(default_factory=Execution, description="How shots are run.")
     storage: Storage = Field(default_factory=Storage, description="Where results go.")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from prefect.utilities.callables import parameter_schema
 
 import devices
-from flows.run import run_sequence
+from flows.run import run_sequence, run_sequence_yaml
 from flows.sequence import SequenceSpec
 from flows.sequence._fields import DURATION_PATTERN, DURATION_UNITS
 from flows.sequence._units import unit_named
@@ -61,6 +61,16 @@ def test_no_text_of_the_form_carries_sphinx_markup() -> None:
     texts = [*_texts(SCHEMA), ("flow docstring", inspect.getdoc(run_sequence.fn) or "")]
     marked = [(path, text) for path, text in texts if MARKUP.search(text)]
     assert marked == []
+
+
+PLACEHOLDER = re.compile(r"<[A-Za-z][^<>]*>")
+"""``<device>``-style placeholders: the form renders descriptions as markdown, which drops them as HTML tags."""
+
+
+def test_no_text_of_either_form_has_a_placeholder_the_markdown_would_drop() -> None:
+    texts = [*_texts(SCHEMA), *_texts(parameter_schema(run_sequence_yaml.fn).model_dump(by_alias=True))]
+    dropped = [(path, text) for path, text in texts if PLACEHOLDER.search(text)]
+    assert dropped == []
 
 
 def test_every_field_of_the_spec_models_has_a_description() -> None:
