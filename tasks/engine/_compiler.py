@@ -114,16 +114,28 @@ class ShotCompiler:
         """Start every worker process of a pool started by :meth:`open` now, so the first shots do not pay for it."""
         if self._pool is None:
             return
-        futures = [self._pool.submit(warm_up) for _ in range(self._workers)]
+        pool, workers = self._pool, self._workers
+        # submitting spawns the processes, synchronously: off the event loop
+        futures = await anyio.to_thread.run_sync(lambda: [pool.submit(warm_up) for _ in range(workers)])
         for f in futures:
             await _wait_future(f)
 
-    def _start_processes(self) -> None:
-        """A heavy compile was slow in the thread: start the pool; its processes come up meanwhile."""
-        self._adaptive = False
-        self._workers = os.cpu_count() or 1
-        self._pool = _start_pool(self._heavy, self._workers)
-        self._warming = [self._pool.submit(warm_up) for _ in range(self._workers)]
+    async def _start_processes(self) -> None:
+        """A heavy compile was slow in the thread: start the pool; its processes come up meanwhile.
+
+        Starting them (pickling the compilers, spawning each interpreter) happens in a worker
+        thread: on the event loop it blocked the running shot for 50-100 ms.
+        """
+        self._adaptive = False  # once, even if several compiles were slow at the same time
+        workers = os.cpu_count() or 1
+
+        def spawn() -> tuple[ProcessPoolExecutor, list[Future[Any]]]:
+            pool = _start_pool(self._heavy, workers)
+            return pool, [pool.submit(warm_up) for _ in range(workers)]
+
+        with anyio.CancelScope(shield=True):  # a pool started is a pool owned: open() shuts it down
+            pool, warming = await anyio.to_thread.run_sync(spawn)
+        self._workers, self._warming, self._pool = workers, warming, pool
         logger.info(
             "compiling %s in %d worker processes (over %.0f ms of CPU a shot in a thread)",
             ", ".join(self._heavy),
@@ -134,7 +146,7 @@ class ShotCompiler:
     async def _compile_heavy_in_thread(self, shot: Shot) -> Mapping[str, Mapping[str, Any]]:
         out, cpu = await anyio.to_thread.run_sync(_timed_compile, self._compilers, tuple(self._heavy), shot)
         if self._adaptive and cpu > PROCESS_AFTER_S:
-            self._start_processes()
+            await self._start_processes()
         return out
 
     async def compile(self, shot: Shot) -> CompiledShot:
