@@ -24,7 +24,7 @@ import yaml
 from _rlab import lab_dict
 from _sigkill import kill_group, shotflow
 
-from tasks.store import open_sequence, store_state
+from tasks.store import StoreError, open_sequence, store_state
 
 STARTUP_TIMEOUT = 180.0
 SHOTS = 8
@@ -91,6 +91,14 @@ def server(tmp_path: Path) -> Iterator[_Server]:
         running.stop()
 
 
+def _completed(store: Path) -> int:
+    """Shots completed in the store so far (0 while its writer has not created the shot arrays yet)."""
+    try:
+        return int((open_sequence(store)["status"] == 1).sum())
+    except StoreError:  # no store yet, or its group exists and its arrays are being created
+        return 0
+
+
 def test_resume_after_a_server_restart_takes_the_devices_over(tmp_path: Path, server: _Server) -> None:
     release = tmp_path / "release"
     spec = tmp_path / "spec.yaml"
@@ -107,7 +115,7 @@ def test_resume_after_a_server_restart_takes_the_devices_over(tmp_path: Path, se
     run = shotflow(["run", str(spec), "--store", str(store)], server.env, log)
     try:
         deadline = time.monotonic() + 180
-        while not (store / "zarr.json").exists() or int((open_sequence(store)["status"] == 1).sum()) < 3:
+        while _completed(store) < 3:
             assert run.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.1)
     finally:

@@ -33,9 +33,9 @@ from tasks.store import ShotStoreWriter
 path, shots, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
 real = arrays_module.resize_all
 
-def die_half_way(arrays, length):
+def die_half_way(arrays, length, loop=None):
     arrays = list(arrays)
-    real(arrays[: len(arrays) // 2], length)
+    real(arrays[: len(arrays) // 2], length, loop)
     os.kill(os.getpid(), signal.SIGKILL)
 
 arrays_module.resize_all = die_half_way
