@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pint
 
 from ._errors import DataDeclarationError
 
 __all__ = ["Coordinate", "DataDeclaration", "check_data"]
 
-_UNITS = pint.get_application_registry()
-
 
 def _check_unit(unit: str, what: str) -> None:
     if unit == "":
         return
+    import pint  # here, not at import: commands that declare no data (show, --help) need not load it
+
     try:
-        _UNITS.parse_units(unit)
+        pint.get_application_registry().parse_units(unit)
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AssertionError, ValueError) as exc:
         raise ValueError(f"{what}: unit {unit!r} is not a unit pint knows ({exc})") from exc
 
@@ -95,7 +95,8 @@ def check_data(device: str, label: str, declaration: DataDeclaration, value: Any
     A pint Quantity (of any registry) is converted to the declared unit and dtype; one of
     another dimension is refused. A plain value is taken to be in the declared unit.
     """
-    if isinstance(value, pint.Quantity):
+    pint = sys.modules.get("pint")  # a Quantity exists only once pint is imported
+    if pint is not None and isinstance(value, pint.Quantity):
         unit = declaration.unit or "dimensionless"
         try:
             magnitude = np.asarray(value.to(unit).magnitude)

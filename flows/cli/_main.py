@@ -22,7 +22,6 @@ from typing import NoReturn
 
 from devices import ShotflowError
 from flows._errors import SpecError
-from flows.sequence import SequenceSpec, apply_overrides, load_spec, plan_lines
 
 __all__ = ["COMMANDS", "console_main", "main", "overrides_of"]
 
@@ -95,6 +94,8 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("plan", "validate SPEC and list its shots and parameters (touches no instrument)", _plan_arguments)
 def _plan(args: argparse.Namespace) -> int:
+    from flows.sequence import apply_overrides, load_spec, plan_lines
+
     spec = apply_overrides(load_spec(args.spec), overrides_of(args))
     lines = plan_lines(spec, as_json=args.json)
     try:
@@ -109,6 +110,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 @command("schema", "print the JSON Schema of a sequence description")
 def _schema(args: argparse.Namespace) -> int:
+    from flows.sequence import SequenceSpec
+
     print(json.dumps(SequenceSpec.model_json_schema(), indent=2))
     return 0
 

@@ -95,6 +95,20 @@ def test_help_plan_and_schema_import_neither_prefect_nor_the_store(args: list[st
     assert _loaded(modules, RUN_ONLY + STORE_ONLY + PLOT_ONLY) == []
 
 
+@pytest.mark.parametrize("args", [["--help"], ["server", "--help"]], ids=["help", "server-help"])
+def test_help_loads_neither_the_sequence_language_nor_pint(args: list[str], env: dict[str, str]) -> None:
+    """``--help`` is argparse: the sequence language and pint's unit registry are for the commands that use them."""
+    done, modules = _imported(args, env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _loaded(modules, ("flows.sequence", "pint")) == []
+
+
+def test_show_loads_no_unit_registry_of_the_sequence_language(store: Path, env: dict[str, str]) -> None:
+    done, modules = _imported(["show", str(store)], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _loaded(modules, ("flows.sequence",)) == []
+
+
 def test_plan_refusing_a_bad_spec_imports_no_prefect(tmp_path: Path, env: dict[str, str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\niteration:\n  - {declare: {variable: d, value: 2 wobbles}}\n  - shot\n")
