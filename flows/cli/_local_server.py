@@ -37,6 +37,7 @@ from flows._errors import LocalServerError
 __all__ = [
     "IDLE_SECONDS",
     "ServerInfo",
+    "await_server",
     "ensure_server",
     "prefect_home",
     "running_server",
@@ -207,7 +208,7 @@ def _log_tail(home: Path, lines: int = 20) -> str:
         return ""
 
 
-def _start(home: Path, idle: float) -> ServerInfo:
+def _start(home: Path, idle: float, *, wait: bool = True) -> ServerInfo:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(home)
@@ -227,6 +228,8 @@ def _start(home: Path, idle: float) -> ServerInfo:
     # recorded before it answers: if this process is killed now, the next one adopts this
     # server instead of starting a second one on the same database
     _write_state(home, info)
+    if not wait:
+        return info
     ready = _await_start(info)
     logger.info("started the local Prefect server (pid %d) at %s", info.pid, info.ui_url)
     return ready
@@ -266,8 +269,11 @@ def _wait_responsive(info: ServerInfo) -> bool:
     return False
 
 
-def ensure_server(home: Path | None = None) -> tuple[ServerInfo, bool]:
+def ensure_server(home: Path | None = None, *, wait: bool = True) -> tuple[ServerInfo, bool]:
     """The running managed server of ``home``, started if needed; returns ``(info, started)``.
+
+    With ``wait=False`` a server being started is returned at once (``info.ready`` False): the
+    caller does its own work meanwhile, then waits with :func:`await_server`.
 
     Serialised across processes by a file lock: runs started together get one server. A stale
     state (process gone, or alive but not answering for :data:`UNRESPONSIVE_SECONDS`) is
@@ -282,8 +288,10 @@ def ensure_server(home: Path | None = None) -> tuple[ServerInfo, bool]:
             info = _read_state(home)
             if info is not None:
                 process = _process(info)
-                if process is not None and not info.ready:  # its starter was killed: adopt it
+                if process is not None and not info.ready:  # still starting, or its starter was killed: adopt it
                     logger.info("waiting for the local Prefect server (pid %d) that another run started", info.pid)
+                    if not wait:
+                        return info, False
                     try:
                         return _await_start(info), False
                     except LocalServerError as exc:
@@ -294,12 +302,18 @@ def ensure_server(home: Path | None = None) -> tuple[ServerInfo, bool]:
                         return info, False
                     logger.warning("the local Prefect server (pid %d) stopped answering: replacing it", info.pid)
                     _terminate(process)
-            return _start(home, idle), True
+            return _start(home, idle, wait=wait), True
     except Timeout:
         raise LocalServerError(
             f"another process has been starting the local Prefect server of {home} for too long "
             f"(lock {home / LOCK_FILE})"
         ) from None
+
+
+def await_server(info: ServerInfo) -> ServerInfo:
+    """``info`` once its server answers (at once if it is ready); raises :class:`LocalServerError`
+    with the end of its log when it exits or does not answer within :data:`STARTUP_TIMEOUT`."""
+    return info if info.ready else _await_start(info)
 
 
 def stop_server(home: Path | None = None) -> ServerInfo | None:

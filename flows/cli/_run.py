@@ -63,10 +63,14 @@ def _prefect_server(console: Console) -> Iterator[tuple[str, str]]:
     if PREFECT_API_URL.value():
         yield str(PREFECT_API_URL.value()), str(PREFECT_UI_URL.value() or "")
         return
-    from ._local_server import ensure_server
+    from ._local_server import await_server, ensure_server
 
     with console.status("starting the local Prefect server (the first time takes a while)..."):
-        info, started = ensure_server()
+        info, started = ensure_server(wait=False)
+        if not info.ready:
+            import flows.run  # noqa: F401 - the run's imports (~1.5 s) overlap the server's start
+
+            info = await_server(info)
     if started:
         console.print(f"started the local Prefect server: {info.ui_url} (`shotflow server stop` stops it)")
     with temporary_settings({PREFECT_API_URL: info.api_url}):
