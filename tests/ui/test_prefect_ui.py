@@ -104,9 +104,15 @@ def submit(page: Any) -> None:
 
 def close_toasts(page: Any) -> None:
     """Dismiss the UI's notifications (e.g. the requests refused before logging in) so they hide nothing."""
+    from playwright.sync_api import Error as PlaywrightError
+
     for button in page.locator(".p-toast__close-btn").all():
-        if button.is_visible():
-            button.click()
+        try:
+            # the click event itself: the toast's countdown ring lies over its close button, and a
+            # pointer click there waits forever for the ring to let go (seen in CI)
+            button.dispatch_event("click", timeout=5_000)
+        except PlaywrightError:  # the toast went away by itself meanwhile
+            continue
 
 
 def shoot(page: Any, folder: Path, name: str, anchor: Any) -> None:
