@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,47 @@ def assert_exited_exactly_once(journal: list[dict[str, Any]]) -> set[str]:
     for name in entered:
         assert order.index(("enter", name)) < order.index(("exit", name)), f"{name} exited before it was entered"
     return set(entered)
+
+
+async def log_lines(flow_run_id: object) -> list[tuple[str, int]]:
+    """(message, level) of every line of the flow run's log (what the UI's Logs tab shows), in order."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+    from prefect.logging.handlers import APILogHandler
+
+    await APILogHandler.aflush()
+    async with get_client() as client:
+        logs = await client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), sort=LogSort.TIMESTAMP_ASC
+        )
+    return [(log.message, log.level) for log in logs]
+
+
+async def summary_artifact(flow_run_id: object) -> str:
+    """The flow run's ``sequence-summary`` artifact (markdown)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    async with get_client() as client:
+        (artifact,) = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["sequence-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    return str(artifact.data)
+
+
+def cancel_conclusion(lines: list[tuple[str, int]]) -> str:
+    """Check that a cancelled run's log reads as a cancel (no ERROR, no crash, its final line at INFO,
+    one INFO line with the resume command) and return that line."""
+    text = "\n".join(message for message, _ in lines)
+    assert [m for m, level in lines if level >= logging.ERROR] == [], text
+    assert "Crash" not in text, text
+    conclusions = [m for m, _ in lines if "shotflow resume" in m and not m.startswith("Finished in state")]
+    assert len(conclusions) == 1, text
+    (conclusion,) = conclusions
+    assert dict(lines)[conclusion] == logging.INFO
+    assert [level for m, level in lines if m.startswith("Finished in state Cancelled")] == [logging.INFO], text
+    return conclusion

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -19,21 +18,14 @@ import yaml
 from _lab import events, lab_spec, read_journal
 from prefect import get_client
 from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
-    LogFilter,
-    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import StateType
-from prefect.client.schemas.sorting import LogSort
-from prefect.logging.handlers import APILogHandler
 from prefect.states import Cancelling
-from simlab import SHOTFLOW
+from simlab import SHOTFLOW, cancel_conclusion, log_lines, summary_artifact
 
 from flows.run import run_sequence
 from tasks.store import open_sequence, store_state
@@ -65,42 +57,13 @@ async def _running_flow_run_id(store: Path) -> str:
     raise AssertionError(f"no running flow run writes {store}")
 
 
-async def _log_lines(flow_run_id: object) -> list[tuple[str, int]]:
-    """(message, level) of every line of the flow run's log (what the UI's Logs tab shows), in order."""
-    await APILogHandler.aflush()
-    async with get_client() as client:
-        logs = await client.read_logs(
-            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), sort=LogSort.TIMESTAMP_ASC
-        )
-    return [(log.message, log.level) for log in logs]
-
-
 def _check_reads_as_a_cancel(lines: list[tuple[str, int]], *, by: str, at: int, kept: int, store: Path) -> str:
-    """A cancelled run's log: no ERROR, no crash, and one INFO line that says who stopped it, at which
-    shot, what was kept where and how to continue; returns that line."""
-    text = "\n".join(message for message, _ in lines)
-    assert [m for m, level in lines if level >= logging.ERROR] == [], text
-    assert "Crash" not in text, text
-    conclusions = [m for m, _ in lines if "shotflow resume" in m and not m.startswith("Finished in state")]
-    assert len(conclusions) == 1, text
-    (conclusion,) = conclusions
-    assert dict(lines)[conclusion] == logging.INFO
+    """A cancelled run's log reads as a cancel (:func:`simlab.cancel_conclusion`), and its INFO line says
+    who stopped it, at which shot, what was kept where and how to continue; returns that line."""
+    conclusion = cancel_conclusion(lines)
     assert f"interrupted {by} at shot {at} of " in conclusion, conclusion
     assert f"{kept} shots kept in {store}" in conclusion and f"shotflow resume {store}" in conclusion, conclusion
-    assert [level for m, level in lines if m.startswith("Finished in state Cancelled")] == [logging.INFO], text
     return conclusion
-
-
-async def _summary(flow_run_id: object) -> str:
-    """The flow run's summary artifact (markdown)."""
-    async with get_client() as client:
-        (artifact,) = await client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["sequence-summary"]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
-            )
-        )
-    return str(artifact.data)
 
 
 async def _task_run_states(flow_run_id: object) -> dict[str, StateType | None]:
@@ -139,10 +102,10 @@ def test_cancel_through_the_prefect_api_then_resume(tmp_path: Path) -> None:
 
     state = asyncio.run(scenario())
     assert state.is_cancelled(), state
-    lines = asyncio.run(_log_lines(state.state_details.flow_run_id))
+    lines = asyncio.run(log_lines(state.state_details.flow_run_id))
     conclusion = _check_reads_as_a_cancel(lines, by="by a cancel from the Prefect UI or API", at=3, kept=3, store=store)
     assert state.message == conclusion
-    assert conclusion in asyncio.run(_summary(state.state_details.flow_run_id))
+    assert conclusion in asyncio.run(summary_artifact(state.state_details.flow_run_id))
     tasks = asyncio.run(_task_run_states(state.state_details.flow_run_id))
     assert StateType.CANCELLED in tasks.values(), tasks  # the batch of the shot the cancel aborted
     assert set(tasks.values()) <= {StateType.COMPLETED, StateType.CANCELLED}, tasks

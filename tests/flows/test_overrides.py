@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 from pathlib import Path
-from uuid import UUID
 
 import numpy as np
 import pytest
@@ -16,11 +15,7 @@ import yaml
 from _lab import events, lab_spec, read_journal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prefect import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-from prefect.client.schemas.sorting import LogSort
-from prefect.logging.handlers import APILogHandler
-from simlab import SHOTFLOW
+from simlab import SHOTFLOW, log_lines
 
 from flows import SpecError
 from flows.run import run_sequence
@@ -110,15 +105,6 @@ def test_an_exposure_in_any_unit_but_time_is_refused_naming_the_key(magnitude: f
 # --- the flow ------------------------------------------------------------------------------
 
 
-async def _log_lines(flow_run_id: UUID) -> list[tuple[str, int]]:
-    await APILogHandler.aflush()
-    async with get_client() as client:
-        logs = await client.read_logs(
-            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), sort=LogSort.TIMESTAMP_ASC
-        )
-    return [(log.message, log.level) for log in logs]
-
-
 @pytest.mark.usefixtures("prefect_server")
 def test_a_run_with_overrides_stores_the_values_and_the_spec_as_it_ran(tmp_path: Path) -> None:
     store = tmp_path / "s.zarr"
@@ -135,7 +121,7 @@ def test_a_run_with_overrides_stores_the_values_and_the_spec_as_it_ran(tmp_path:
     assert asyncio.run(run_sequence(SPEC, store=str(plain), return_state=True)).is_completed()
     assert store_state(plain)["overrides"] == {}
     assert "overrides" not in xr.open_zarr(plain).attrs  # absent, not an empty record
-    lines = asyncio.run(_log_lines(state.state_details.flow_run_id))
+    lines = asyncio.run(log_lines(state.state_details.flow_run_id))
     assert any(m == "overrides: offset = 1 MHz, devices.rf.frequency = 81 MHz + detuning" for m, _ in lines)
 
 
@@ -148,7 +134,7 @@ def test_a_refused_override_fails_the_run_first_thing_and_touches_nothing(tmp_pa
         run_sequence(spec, store=str(store), overrides={"devices.camera.exposure": "2 kg"}, return_state=True)
     )
     assert state.is_failed()
-    errors = [m for m, level in asyncio.run(_log_lines(state.state_details.flow_run_id)) if level >= 40]
+    errors = [m for m, level in asyncio.run(log_lines(state.state_details.flow_run_id)) if level >= 40]
     assert errors[0].startswith("overrides['devices.camera.exposure']: "), errors
     assert "expected a value in s" in errors[0]
     assert events(read_journal(journal), "enter") == [] and not store.exists()

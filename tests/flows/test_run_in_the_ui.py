@@ -12,6 +12,7 @@ import matplotlib.image
 import pytest
 from _lab import lab_spec
 from prefect import get_client
+from simlab import summary_artifact
 
 from flows.run import run_sequence
 
@@ -60,25 +61,12 @@ def test_task_runs_are_named_after_their_shots_and_parameters(tmp_path: Path) ->
     assert "execute shots 0-1 · from detuning -2 MHz" in names, names
 
 
-async def _summary(flow_run_id: object) -> str:
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
-
-    async with get_client() as client:
-        (artifact,) = await client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["sequence-summary"]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
-            )
-        )
-        return str(artifact.data)
-
-
 def test_the_summary_shows_the_scan_and_how_to_open_the_store(tmp_path: Path) -> None:
     spec = lab_spec(shots=3, journal=tmp_path / "journal.jsonl")
     store = tmp_path / "s.zarr"
     state = asyncio.run(run_sequence(spec, store=str(store), return_state=True))
     assert state.is_completed(), state.message
-    summary = asyncio.run(_summary(state.state_details.flow_run_id))
+    summary = asyncio.run(summary_artifact(state.state_details.flow_run_id))
     assert "# Sequence finished" in summary and "3 / 3" in summary
     assert "| detuning | 3 | Hz |" in summary, summary
     assert f"shotflow show {store}" in summary
@@ -92,7 +80,7 @@ def test_a_failed_run_s_summary_names_the_error(tmp_path: Path) -> None:
     spec = lab_spec(shots=4, faults={"camera": {"fail_compile_shot": 2}})
     state = asyncio.run(run_sequence(spec, store=str(tmp_path / "s.zarr"), return_state=True))
     assert state.is_failed()
-    summary = asyncio.run(_summary(state.state_details.flow_run_id))
+    summary = asyncio.run(summary_artifact(state.state_details.flow_run_id))
     assert "# Sequence failed" in summary and "| error |" in summary and "shot 2" in summary, summary[:2000]
 
 
