@@ -56,34 +56,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-__all__ = [
-    "AnalogLaneSpec",
-    "Arange",
-    "CalibrationError",
-    "CameraLaneSpec",
-    "CompiledExpression",
-    "Declare",
-    "DeviceBusyError",
-    "DigitalLaneSpec",
-    "Execution",
-    "ExpressionError",
-    "Linspace",
-    "Repeat",
-    "Retry",
-    "SequenceFailedError",
-    "SequenceRuntime",
-    "SequenceSpec",
-    "SpecError",
-    "Storage",
-    "Timeline",
-    "TimelineStep",
-    "Values",
-    "compile_expression",
-    "count_shots",
-    "evaluate_globals",
-    "format_value",
-    "iter_shots",
-    "load_spec",
-    "parameter_units",
-    "plan_lines",
-]
+__all__ = sorted(_HOMES)
