@@ -231,26 +231,21 @@ class ShotPipeline:
             try:
                 with self._stop_producing:
                     while True:
-                        if batch is None and eager:
-                            # after a batch of several (fast) shots the next one opens at once,
-                            # before a slot is free: its task runs (tens of ms to begin on a busy
-                            # server) begin while the previous batch's last shots run
-                            try:
-                                shot = await anext(shots)
-                            except StopAsyncIteration:
-                                break
+                        # after a batch of several (fast) shots the next one opens at once, before
+                        # a slot is free: its task runs (tens of ms to begin on a busy server)
+                        # begin while the previous batch's last shots run
+                        early = batch is None and eager
+                        if not early:
+                            await slots.acquire()  # never more than lookahead shots ahead
+                        try:
+                            shot = await anext(shots)
+                        except StopAsyncIteration:
+                            break
+                        if batch is None:
                             batch = self._open_batch(shot, tg, created)
                             await send.send(batch)
-                            await slots.acquire()  # never more than lookahead shots ahead
-                        else:
-                            await slots.acquire()  # never more than lookahead shots ahead
-                            try:
-                                shot = await anext(shots)
-                            except StopAsyncIteration:
-                                break
-                            if batch is None:
-                                batch = self._open_batch(shot, tg, created)
-                                await send.send(batch)
+                        if early:
+                            await slots.acquire()
                         await batch.shots.put(shot)
                         batch.filled += 1
                         if batch.filled == batch.shots.size:
