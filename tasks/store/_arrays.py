@@ -287,14 +287,14 @@ class StoreArrays:
         """Whether data dimension ``dim`` (of ``size``, with coordinate ``values``) can share its name."""
         if dim in RESERVED_NAMES or dim in self.attrs.get("parameter_units", {}) or dim in self.arrays:
             return False
+        if dim in self.coordinates:
+            return values is not None and np.array_equal(self.coordinates[dim][:], values)
         used = [
             length
             for array in self.arrays.values()
             for name, length in zip(array.metadata.dimension_names or (), array.shape, strict=False)
             if name == dim
         ]
-        if dim in self.coordinates:
-            return values is not None and np.array_equal(self.coordinates[dim][:], values)
         return not used or (values is None and all(length == size for length in used))
 
     def _create_coordinate(self, name: str, values: np.ndarray, coord: Mapping[str, Any], dim: str) -> zarr.Array:
@@ -302,7 +302,7 @@ class StoreArrays:
         array = self.group.create_array(
             name, shape=values.shape, dtype=values.dtype, dimension_names=[name], attributes=encode_attrs(attrs)
         )
-        array[:] = values
+        write_concurrently([(array, slice(None), values)], self._io)  # as every chunk write
         return array
 
     def _ensure_series(self, name: str, dtype: np.dtype, attributes: dict[str, Any]) -> np.ndarray:
