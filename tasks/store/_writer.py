@@ -267,25 +267,7 @@ class ShotStoreWriter:
         try:
             started = -math.inf
             async for first in self._receive:
-                batch = [first]
-                gather_until = started + BATCH_INTERVAL_S
-                while len(batch) < MAX_BATCH:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                        continue
-                    except anyio.EndOfStream:
-                        break
-                    except anyio.WouldBlock:
-                        pass
-                    if first is None or self._finished or anyio.current_time() >= gather_until:
-                        break  # a state to record, the end, or no recent batch: write now
-                    with anyio.move_on_after(gather_until - anyio.current_time()):
-                        try:
-                            batch.append(await self._receive.receive())
-                            continue
-                        except anyio.EndOfStream:
-                            break
-                    break
+                batch = await self._gather(first, until=started + BATCH_INTERVAL_S)
                 started = anyio.current_time()
                 records = [item for item in batch if item is not None]
                 states = list(self._states)  # taken on the event loop: record_state appends here
@@ -300,6 +282,29 @@ class ShotStoreWriter:
             self._receive.close()  # blocked and later write() calls raise instead of hanging
         finally:
             self._consumer_done.set()
+
+    async def _gather(self, first: ShotRecord | None, *, until: float) -> list[ShotRecord | None]:
+        """``first``, what is queued behind it, and what arrives before ``until`` (at most
+        :data:`MAX_BATCH`); at once for a state to record (``first`` None) or at the end."""
+        batch = [first]
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(self._receive.receive_nowait())
+                continue
+            except anyio.EndOfStream:
+                break
+            except anyio.WouldBlock:
+                pass
+            if first is None or self._finished or anyio.current_time() >= until:
+                break
+            with anyio.move_on_after(until - anyio.current_time()) as waited:
+                try:
+                    batch.append(await self._receive.receive())
+                except anyio.EndOfStream:
+                    break
+            if waited.cancelled_caught:
+                break
+        return batch
 
     def _write(self, records: list[ShotRecord], states: list[dict[str, Any]]) -> None:
         """In the worker thread: the shots, then the states recorded since the last batch."""
