@@ -13,7 +13,7 @@ import anyio
 from prefect.exceptions import TerminationSignal
 
 from devices import Device, DeviceController, Shot, ShotCompilationError, get_device_type
-from flows.sequence import iter_shots, parameter_units, plan_sequence
+from flows.sequence import iter_shots
 from tasks.engine import (
     RetryPolicy,
     ShotAnalyser,
@@ -88,8 +88,8 @@ async def execute(
         spec_json=spec.model_dump_json(),
         overrides=overrides,
         expected_shots=plan.expected,
-        parameter_units=parameter_units(spec, calibrated=plan.calibrated),
-        axes=plan_sequence(spec, calibrated=plan.calibrated).axes_record(),
+        parameter_units=plan.runtime.plan.parameter_units(),
+        axes=plan.runtime.plan.axes_record(),
         resume=resume,
         confine_to=plan.results_root,  # checked again once the store's lock is held
     ) as writer:
@@ -217,7 +217,7 @@ async def _run_shots(
             lookahead=spec.execution.lookahead,
             shots_per_task=spec.execution.shots_per_task,
             stages=PREFECT_STAGES,
-            describe=BatchNames(parameter_units(spec, calibrated=plan.calibrated)),
+            describe=BatchNames(plan.runtime.plan.parameter_units()),
         )
         already = len(writer.completed)
         status.count(lambda: already + pipeline.completed, plan.expected)

@@ -17,6 +17,7 @@ from prefect.context import FlowRunContext
 
 from devices import Shot
 from flows.sequence import SequenceSpec
+from tasks.engine import describe_batch
 from tasks.store import format_quantity
 
 __all__ = ["BatchNames", "run_tags", "sequence_run_name", "tag_flow_run"]
@@ -37,7 +38,7 @@ class BatchNames:
         self._units = dict(units)
 
     def __call__(self, shot: Shot, size: int) -> str:
-        shots = f"shot {shot.index}" if size == 1 else f"shots {shot.index}-{shot.index + size - 1}"
+        shots = describe_batch(shot, size)
         shown = list(shot.parameters.items())[:NAME_PARAMETERS]
         if not shown:
             return shots

@@ -10,7 +10,7 @@ from ._compiler import ShotCompiler
 from ._devices import open_devices
 from ._errors import DeviceExitError, DeviceSetupError, ShotExecutionError
 from ._gate import ExecutionTurn, ShotGate
-from ._pipeline import ENGINE_STAGES, PipelineOutcome, ShotPipeline, ShotSource, Stages, shots_from
+from ._pipeline import ENGINE_STAGES, PipelineOutcome, ShotPipeline, ShotSource, Stages, describe_batch, shots_from
 from ._retry import RetryPolicy
 from ._runner import ShotRunner
 
@@ -24,6 +24,7 @@ __all__ = [
     "PipelineOutcome",
     "ShotSource",
     "Stages",
+    "describe_batch",
     "shots_from",
     "DeviceExitError",
     "DeviceSetupError",
