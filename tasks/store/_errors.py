@@ -10,6 +10,7 @@ __all__ = [
     "StoreCompactionError",
     "StoreError",
     "StoreExistsError",
+    "StoreNotReadyError",
     "StoreQueryError",
     "StoreShapeError",
     "StoreSpecMismatchError",
@@ -22,6 +23,14 @@ class StoreError(ShotflowError):
 
 class StoreExistsError(StoreError):
     """A store already exists at the path and ``resume`` was not requested."""
+
+
+class StoreNotReadyError(StoreError):
+    """The store folder exists but its writer has not yet written what a reader needs.
+
+    Its writer is creating it, or was stopped while doing so (``shotflow resume`` or a new
+    run at the same path takes it over); a reader waiting for a run's first shots retries.
+    """
 
 
 class StoreQueryError(StoreError):

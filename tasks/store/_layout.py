@@ -34,7 +34,7 @@ import numpy as np
 
 from tasks.records import ShotStatus
 
-from ._errors import StoreError
+from ._errors import StoreError, StoreNotReadyError
 
 __all__ = [
     "ATTEMPTS",
@@ -73,6 +73,9 @@ GROW_BLOCK = 1024
 least a quarter each time), whatever the expected count, and are trimmed when the run ends."""
 SERIES_CHUNK = 1024
 """Chunk length of the per-shot 1-D arrays (status, parameters, times, scalar data)."""
+LOCK_FILE = (STATUS, ".writer.lock")
+HOLDER_FILE = (STATUS, ".writer.holder")
+"""Where the writer lock (see ``_lock``) and its holder's identity live in a store folder."""
 PARTIAL_SUFFIX = ".partial"
 """zarr's LocalStore writes ``<key>.<uuid>.partial`` then renames; a SIGKILL can leave some."""
 
@@ -115,10 +118,18 @@ def remove_partial_files(path: Path) -> int:
 def read_root_attrs(path: Path) -> dict[str, Any]:
     """The group attributes of the store at ``path`` (read from its ``zarr.json``).
 
-    Raises StoreError if ``path`` is not a shotflow store.
+    Raises StoreNotReadyError if ``path`` is a folder without metadata yet (its writer is
+    creating the store, or was stopped before writing any), StoreError if it is not a store.
     """
     try:
         meta = json.loads((Path(path) / "zarr.json").read_text())
+    except FileNotFoundError as exc:
+        if Path(path).joinpath(*LOCK_FILE).exists():
+            raise StoreNotReadyError(
+                f"store {path} holds no metadata yet: its writer is creating it, or was stopped "
+                "before writing any (a new run at this path takes the folder over)"
+            ) from exc
+        raise StoreError(f"{path} is not a readable zarr store: {exc}") from exc
     except (OSError, ValueError) as exc:
         raise StoreError(f"{path} is not a readable zarr store: {exc}") from exc
     attrs = meta.get("attributes", {})

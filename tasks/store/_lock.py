@@ -26,7 +26,7 @@ import psutil
 from filelock import BaseFileLock, Timeout, UnixFileLock, WindowsFileLock
 
 from ._errors import StoreBusyError, StoreError
-from ._layout import PARTIAL_SUFFIX, STATUS
+from ._layout import HOLDER_FILE, LOCK_FILE, PARTIAL_SUFFIX
 
 __all__ = [
     "WriterIdentity",
@@ -39,8 +39,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-LOCK_FILE = (STATUS, ".writer.lock")
-HOLDER_FILE = (STATUS, ".writer.holder")
 CREATE_TIME_TOLERANCE_S = 2.0
 """Two create times of one process, read by two processes, differ by less than this (clock
 adjustments shift psutil's boot-time base by a fraction of a second); a reused pid belongs to a

@@ -16,7 +16,7 @@ from zarr.storage import LocalStore, WrapperStore
 from tasks.records import SequenceState, ShotStatus
 
 from ._attrs import decode_attrs
-from ._errors import StoreError
+from ._errors import StoreError, StoreNotReadyError
 from ._grid import grid_dataset
 from ._layout import SHOT as SHOT_DIM
 from ._layout import STATUS, read_root_attrs
@@ -188,7 +188,7 @@ def open_sequence(path: str | Path, *, completed_only: bool = True, grid: bool =
         except (RuntimeError, SystemError, OSError, TypeError) as exc:  # a codec's error decoding a coordinate or time
             raise _damaged(path, exc) from exc
     if STATUS not in ds.variables:
-        raise StoreError(
+        raise StoreNotReadyError(
             f"store {path} has no shot arrays yet: its writer is creating them, or was stopped while doing so"
         )
     if completed_only or grid:

@@ -14,7 +14,7 @@ from store_helpers import SPEC_JSON, assert_shot_exact, payload, record, write_s
 import tasks.store._arrays as arrays_module
 import tasks.store._layout as layout
 from tasks.records import SequenceState, ShotStatus
-from tasks.store import StoreError, StoreShapeError, open_sequence, read_store_spec, store_state
+from tasks.store import StoreNotReadyError, StoreShapeError, open_sequence, read_store_spec, store_state
 
 pytestmark = pytest.mark.anyio
 
@@ -130,10 +130,10 @@ async def test_shape_or_dtype_change_names_the_label(tmp_path: Path, label: str,
     assert list(open_sequence(path)["shot"].values) == [0, 2]
 
 
-def test_a_store_with_only_its_group_metadata_is_a_store_error(tmp_path: Path) -> None:
+def test_a_store_with_only_its_group_metadata_is_not_ready(tmp_path: Path) -> None:
     path = tmp_path / "scan.zarr"
     # the first thing a writer writes; killed right after it, the arrays never appear
     attributes = {"format_version": layout.FORMAT_VERSION, "state": "running"}
     zarr.open_group(str(path), mode="a", zarr_format=3, attributes=attributes)
-    with pytest.raises(StoreError, match="no shot arrays yet"):
+    with pytest.raises(StoreNotReadyError, match="no shot arrays yet"):
         open_sequence(path)

@@ -19,6 +19,7 @@ from tasks.store import (
     StoreBusyError,
     StoreError,
     StoreExistsError,
+    StoreNotReadyError,
     StoreSpecMismatchError,
     open_sequence,
     store_state,
@@ -205,6 +206,8 @@ def test_a_folder_left_by_a_writer_killed_before_any_metadata_is_reused(tmp_path
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # dies holding the lock
     assert {p.name for p in path.rglob("*") if p.is_file()} == {".writer.lock", ".writer.holder"}
+    with pytest.raises(StoreNotReadyError, match="holds no metadata yet"):  # what a reader sees meanwhile
+        open_sequence(path)
 
     async def main() -> None:
         async with ShotStoreWriter.open(path, spec_json="{}", expected_shots=1, parameter_units={}) as writer:
