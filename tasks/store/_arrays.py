@@ -19,6 +19,7 @@ from zarr.codecs import BloscCodec
 from tasks.records import SequenceState, ShotRecord, ShotStatus
 
 from ._attrs import decode_attrs, encode_attrs
+from ._chunk_files import ChunkFiles
 from ._errors import StoreError
 from ._layout import (
     ATTEMPTS,
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 ATTRS_INTERVAL_S = 0.5
 """Minimum time between two rewrites of the group attributes while running."""
+COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+"""Every per-shot array's compressor (fast, and what :class:`ChunkFiles` writes without zarr's overhead)."""
 CONVENTIONS = "CF-1.10"
 """The group's ``Conventions`` attribute: the CF conventions its attributes follow."""
 
@@ -78,6 +81,7 @@ class StoreArrays:
         """The declared coordinates of data dimensions (arrays without the shot dimension)."""
         self._last_attrs = 0.0
         self._io = ZarrLoop()
+        self._chunks = ChunkFiles()
         self._identity = _folder_identity(path)
         """(device, inode) of the store folder when opened: a folder deleted or replaced since is noticed."""
         for name, array in group.arrays():
@@ -207,13 +211,13 @@ class StoreArrays:
         writes: list[Write] = []
         for record in records:
             writes.extend(self._data_writes(record))
-        write_concurrently(writes, self._io)  # each phase completes before the next starts
+        self._chunks.write(writes, self._io)  # each phase completes before the next starts
         chunks = sorted({r.index // SERIES_CHUNK for r in records})
         series = [w for name in self.series if name != STATUS for w in self._series_writes(name, chunks)]
-        write_concurrently(series, self._io)
+        self._chunks.write(series, self._io)
         for record in records:
             self.series[STATUS][record.index] = int(record.status)
-        write_concurrently(self._series_writes(STATUS, chunks), self._io)
+        self._chunks.write(self._series_writes(STATUS, chunks), self._io)
         if time.monotonic() - self._last_attrs >= ATTRS_INTERVAL_S:
             self.update_attrs({})
 
@@ -257,7 +261,7 @@ class StoreArrays:
                 chunks=(1, *value.shape),
                 dtype=value.dtype,
                 fill_value=fill_value(value.dtype),
-                compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")],
+                compressors=[COMPRESSOR],
                 dimension_names=self._data_dims(label, value.shape),
                 attributes=encode_attrs(variable_attrs(self.layout.get(label), label)),
                 config={"write_empty_chunks": True},
@@ -486,6 +490,7 @@ def _create_series(
         chunks=(SERIES_CHUNK,),
         dtype=dtype,
         fill_value=fill_value(dtype) if name != SHOT else -1,
+        compressors=[COMPRESSOR],
         dimension_names=[SHOT],
         attributes=encode_attrs(attributes),
         config={"write_empty_chunks": True},
