@@ -12,6 +12,7 @@ Any other array, or a write that is not a whole chunk, goes through zarr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Sequence
@@ -114,18 +115,37 @@ class ChunkFiles:
             encodable = _encodable(array)
             folder = Path(array.store_path.store.root) / array.store_path.path if encodable else Path()
             self._encodings[key] = _Encoding(array, folder) if encodable else None
+            if encodable:
+                self._folders.add(folder)  # zarr made it with the array's metadata
         return self._encodings[key]
 
+    def _make_folder(self, folder: Path) -> None:
+        """Create ``folder`` and the parents this writer has not made yet, outermost first: one
+        ``mkdir`` each, no stat (an array's own folder is known to exist)."""
+        missing = []
+        while folder not in self._folders:
+            missing.append(folder)
+            folder = folder.parent
+        for created in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(created)
+        self._folders.update(missing)
+
     def _put(self, path: Path, payload: bytes) -> None:
-        folder = path.parent
-        if folder not in self._folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._folders.add(folder)
-        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
+        self._make_folder(path.parent)
+        partial = f"{path}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
+        # plain os calls: open() adds buffering and checks, and each system call lets the
+        # shot loop take the GIL, so fewer calls mean fewer hand-overs between the threads
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
-            with open(partial, "wb") as file:
-                file.write(payload)
+            try:
+                view = memoryview(payload)
+                while view:  # a short write (a file-size limit, a full disk) is retried: the retry raises
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             os.replace(partial, path)
         except BaseException:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
             raise
