@@ -150,10 +150,10 @@ class Execution(FrozenModel):
         "auto",
         description=(
             "Shots per Prefect task run (one compile and one execute task run per batch). 'auto' (default): "
-            "sized from the measured shot cycle so that a batch lasts at least 0.2 s, i.e. the run makes at most "
-            "~10 task runs/s, what the local Prefect server records without lag: "
-            "ceil(0.2 s / mean cycle of the last 20 shots), from 1 (first batch) up to 200, at most 4x "
-            "from one batch to the next. Shots of 0.1 s and more get 1 or 2 shots per task. An integer fixes "
+            "sized from the measured shot cycle (mean of the last 20 shots) so that a batch lasts about 1 s, "
+            "i.e. at most ~2 task runs/s, which the local Prefect server records without lag or taking "
+            "the shots' CPU: one shot per task from 0.5 s cycles up, else ceil(1 s / cycle), from 1 (first "
+            "batch) up to 1000, at most 4x from one batch to the next. An integer fixes "
             "the size. Results, order and where a compile error stops are the same for any size."
         ),
     )

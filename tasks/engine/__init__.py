@@ -4,7 +4,7 @@ Imports neither Prefect nor zarr; the Prefect tasks in :mod:`tasks.prefect_tasks
 """
 
 from ._analysis_stage import ShotAnalyser, analysed
-from ._batch_sizer import MAX_AUTO_BATCH, SERVER_TASK_RUN_RATE, TARGET_BATCH_INTERVAL, BatchSizer
+from ._batch_sizer import MAX_AUTO_BATCH, SERVER_TASK_RUN_RATE, SLOW_CYCLE, TARGET_BATCH_INTERVAL, BatchSizer
 from ._batches import BatchFeed, compile_batch, run_batch
 from ._compiler import ShotCompiler
 from ._devices import open_devices
@@ -17,6 +17,7 @@ from ._runner import ShotRunner
 __all__ = [
     "MAX_AUTO_BATCH",
     "SERVER_TASK_RUN_RATE",
+    "SLOW_CYCLE",
     "TARGET_BATCH_INTERVAL",
     "BatchFeed",
     "BatchSizer",

@@ -6,32 +6,40 @@ import math
 
 import pytest
 
-from tasks.engine import MAX_AUTO_BATCH, SERVER_TASK_RUN_RATE, TARGET_BATCH_INTERVAL, BatchSizer
+from tasks.engine import MAX_AUTO_BATCH, SERVER_TASK_RUN_RATE, SLOW_CYCLE, TARGET_BATCH_INTERVAL, BatchSizer
 
 
 def test_the_first_batch_holds_one_shot() -> None:
     assert BatchSizer().next_size() == 1
 
 
-def test_the_default_growth_reaches_the_maximum_within_five_batches() -> None:
+def test_the_default_growth_reaches_the_maximum_within_six_batches() -> None:
     sizer = BatchSizer()
     sizes = []
-    for _ in range(5):
+    for _ in range(6):
         sizer.record(0.0)
         sizes.append(sizer.next_size())
-    assert sizes == [1, 4, 16, 64, MAX_AUTO_BATCH]
+    assert sizes == [1, 4, 16, 64, 256, MAX_AUTO_BATCH]
 
 
-def test_the_target_interval_keeps_the_task_run_rate_under_the_server_rate() -> None:
-    # two task runs per batch (compile, execute)
-    assert 2 / TARGET_BATCH_INTERVAL == pytest.approx(SERVER_TASK_RUN_RATE)
+def test_the_target_interval_keeps_the_task_run_rate_well_under_the_server_rate() -> None:
+    # two task runs per batch (compile, execute); the server's CPU shares the shots' cores
+    assert 2 / TARGET_BATCH_INTERVAL <= SERVER_TASK_RUN_RATE / 5
 
 
-def test_slow_shots_keep_one_shot_per_task() -> None:
+@pytest.mark.parametrize("cycle", [SLOW_CYCLE, 0.8, 5.0])
+def test_slow_shots_keep_one_shot_per_task(cycle: float) -> None:
     sizer = BatchSizer()
     for _ in range(50):
-        sizer.record(0.5)
+        sizer.record(cycle)
         assert sizer.next_size() == 1
+
+
+def test_shots_just_faster_than_slow_share_task_runs_of_about_the_target() -> None:
+    sizer = BatchSizer(growth=1000)
+    sizer.next_size()
+    sizer.record(0.4)
+    assert sizer.next_size() == math.ceil(TARGET_BATCH_INTERVAL / 0.4)
 
 
 def test_fast_shots_grow_by_doubling_up_to_the_rule() -> None:
