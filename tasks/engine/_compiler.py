@@ -49,16 +49,20 @@ until one shot takes them more CPU time than this; then the process pool starts 
 
 
 def _timed_compile(
-    compilers: Mapping[str, DeviceCompiler], names: tuple[str, ...], shot: Shot
-) -> tuple[Mapping[str, Mapping[str, Any]], float]:
-    """In the worker thread: the shot's instructions and the CPU time this thread spent on them.
+    compilers: Mapping[str, DeviceCompiler], heavy: tuple[str, ...], light: tuple[str, ...], shot: Shot
+) -> tuple[dict[str, Mapping[str, Any]], float]:
+    """In the worker thread: the shot's instructions, and the CPU time this thread spent on the ``heavy`` ones.
 
     CPU time, not wall time: waiting for the GIL while the shots run is not the compiler's cost
     (a 0.3 ms compile measured 2-5 ms of wall time on a busy event loop and moved to processes).
+    All in one call: each trip to a worker thread hands the GIL between threads, which on a
+    busy loop costs more than a light compile.
     """
     started = time.thread_time()
-    out = compile_devices(compilers, names, shot)
-    return out, time.thread_time() - started
+    out = compile_devices(compilers, heavy, shot)
+    cpu = time.thread_time() - started
+    out.update(compile_devices(compilers, light, shot))
+    return out, cpu
 
 
 class ShotCompiler:
@@ -143,34 +147,32 @@ class ShotCompiler:
             PROCESS_AFTER_S * 1e3,
         )
 
-    async def _compile_heavy_in_thread(self, shot: Shot) -> Mapping[str, Mapping[str, Any]]:
-        out, cpu = await anyio.to_thread.run_sync(_timed_compile, self._compilers, tuple(self._heavy), shot)
-        if self._adaptive and cpu > PROCESS_AFTER_S:
-            await self._start_processes()
-        return out
-
     async def compile(self, shot: Shot) -> CompiledShot:
         """Compile ``shot`` for every device; raises ``ShotCompilationError`` naming shot and device."""
         instructions: dict[str, Mapping[str, Any]] = {}
+        if not self.uses_processes:  # every compiler in one worker-thread call
+            out, cpu = await anyio.to_thread.run_sync(
+                _timed_compile, self._compilers, tuple(self._heavy), self._light, shot
+            )
+            instructions.update(out)
+            if self._adaptive and cpu > PROCESS_AFTER_S:
+                await self._start_processes()
+        else:
 
-        async def heavy() -> None:
-            if self.uses_processes:
+            async def heavy() -> None:
                 assert self._pool is not None
                 future = self._pool.submit(compile_in_process, tuple(self._heavy), shot)
                 instructions.update(await _wait_future(future))
-            else:
-                instructions.update(await self._compile_heavy_in_thread(shot))
 
-        try:
-            async with anyio.create_task_group() as tg:
-                if self._heavy:
+            try:
+                async with anyio.create_task_group() as tg:
                     tg.start_soon(heavy)
-                if self._light:
-                    instructions.update(
-                        await anyio.to_thread.run_sync(compile_devices, self._compilers, self._light, shot)
-                    )
-        except BaseExceptionGroup as group:
-            raise_first(group)
+                    if self._light:
+                        instructions.update(
+                            await anyio.to_thread.run_sync(compile_devices, self._compilers, self._light, shot)
+                        )
+            except BaseExceptionGroup as group:
+                raise_first(group)
         # cancelled while the in-thread part ran (it is not abandoned), the in-process part was
         # cancelled and the task group exits without raising: raise the cancellation, not a KeyError
         await anyio.lowlevel.checkpoint_if_cancelled()
