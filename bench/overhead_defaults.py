@@ -18,11 +18,11 @@ scope or sequencer (they need timeline steps): K RF sources.
   at T >= 5 ms; >= 500 shots/s at T = 0);
 - ``task runs/s``: task runs the server recorded for that flow run, per second of shots.
 
-The shot counts are small so the whole run takes a few minutes on a loaded machine; read
-ratios, not absolute times, and repeat (``--repeat``) for medians.
+The shot counts are the issue's (1000 zero-length shots, else 200; ``--seconds`` for about that
+much shot time instead); read ratios, not absolute times, and repeat (``--repeat``) for medians.
 
     python bench/overhead_defaults.py [--durations 0,5,20,100] [--devices 3,10] [--repeat 1]
-                                      [--seconds 2] [--variants 1,auto]
+                                      [--seconds S] [--variants 1,auto]
 """
 
 from __future__ import annotations
@@ -56,8 +56,10 @@ def devices_for(k: int, duration_ms: float) -> tuple[str, ...]:
     return ("sequencer", "camera", "rf", "scope", *(f"rf{i}" for i in range(2, k - 2)))
 
 
-def shots_for(duration_ms: float, seconds: float) -> int:
-    """About ``seconds`` of shots (at least 20; 600 zero-length shots)."""
+def shots_for(duration_ms: float, seconds: float | None) -> int:
+    """The issue's workload (1000 zero-length shots, else 200), or about ``seconds`` of shots (at least 20)."""
+    if seconds is None:
+        return 1000 if duration_ms <= 0 else 200
     if duration_ms <= 0:
         return 600
     return max(20, int(seconds / (duration_ms * 1e-3 + 0.002)))
@@ -82,7 +84,9 @@ def main() -> None:
     parser.add_argument("--durations", default="0,5,20,100", help="shot durations in ms")
     parser.add_argument("--devices", default="3,10", help="device counts K")
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=2.0, help="approximate shot time of each run")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="approximate shot time of each run (default: 1000 or 200 shots)"
+    )
     parser.add_argument("--variants", default="1,auto", help="engine variants: execution.shots_per_task")
     args = parser.parse_args()
     variants: list[int | str] = [v if v == "auto" else int(v) for v in args.variants.split(",")]
