@@ -123,14 +123,12 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
     """
     try:
         meta = json.loads((Path(path) / "zarr.json").read_text())
-    except FileNotFoundError as exc:
-        if Path(path).joinpath(*LOCK_FILE).exists():
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError) and Path(path).joinpath(*LOCK_FILE).exists():
             raise StoreNotReadyError(
                 f"store {path} holds no metadata yet: its writer is creating it, or was stopped "
                 "before writing any (a new run at this path takes the folder over)"
             ) from exc
-        raise StoreError(f"{path} is not a readable zarr store: {exc}") from exc
-    except (OSError, ValueError) as exc:
         raise StoreError(f"{path} is not a readable zarr store: {exc}") from exc
     attrs = meta.get("attributes", {})
     if meta.get("node_type") != "group" or "format_version" not in attrs:
