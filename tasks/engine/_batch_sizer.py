@@ -62,8 +62,10 @@ class BatchSizer:
         growth: float = 4.0,
         window: int = 20,
     ) -> None:
-        if target_interval <= 0 or max_size < 1 or growth < 1 or window < 1:
-            raise ValueError("BatchSizer needs target_interval > 0, max_size >= 1, growth >= 1, window >= 1")
+        if target_interval <= 0 or slow_cycle <= 0 or max_size < 1 or growth < 1 or window < 1:
+            raise ValueError(
+                "BatchSizer needs target_interval > 0, slow_cycle > 0, max_size >= 1, growth >= 1, window >= 1"
+            )
         self._target = target_interval
         self._slow = slow_cycle
         self._max = max_size
@@ -81,11 +83,10 @@ class BatchSizer:
         return sum(self._durations) / len(self._durations) if self._durations else None
 
     def next_size(self) -> int:
-        """The size of the batch about to be formed: 1 the first time, then the rule, growing by ``growth`` at most."""
+        """The size of the batch about to be formed: 1 the first time and for slow shots, then the rule,
+        growing by ``growth`` at most."""
         mean = self.mean
-        if mean is None:
-            wanted = 1
-        elif mean >= self._slow:
+        if mean is None or mean >= self._slow:
             wanted = 1
         elif mean <= 0:
             wanted = self._max

@@ -86,7 +86,9 @@ def test_growth_is_bounded() -> None:
     assert [sizer.next_size() for _ in range(5)] == [1, 2, 3, 5, 8]
 
 
-@pytest.mark.parametrize("kwargs", [{"target_interval": 0}, {"max_size": 0}, {"growth": 0.5}, {"window": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"target_interval": 0}, {"slow_cycle": 0}, {"max_size": 0}, {"growth": 0.5}, {"window": 0}]
+)
 def test_invalid_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BatchSizer(**kwargs)
