@@ -105,7 +105,9 @@ class Gaussian2D(_WithRoi):
         if cut.size < len(_GAUSSIAN_FIELDS) + 1 or not np.all(np.isfinite(cut)):
             raise AnalysisError(f"cannot fit a Gaussian to {cut.size} pixels (or some are not finite)")
         y, x = np.indices(cut.shape, dtype="float64")
-        offset = float(np.min(cut))
+        # the background is most of the image: its median, not the minimum (a noisy minimum leaves
+        # the whole background in the weights, and the moments then guess the image, not the cloud)
+        offset = float(np.median(cut))
         weights = np.clip(cut - offset, 0, None)
         total = float(weights.sum())
         if total <= 0:
