@@ -19,10 +19,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _sigkill import SHOTFLOW, SHOTS, chain, kill_group, reference_run, shotflow
+from _sigkill import SHOTFLOW, SHOTS, chain, kill_group, reference_run, shotflow, write_spec
 
 STORES = 3
-KILLS_PER_STORE = 4
+KILLS_PER_STORE = 3
 PARALLEL = 3
 
 
@@ -42,7 +42,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_a_plain_resume_completes(
     kills = sum(r.kills for r in reports)
     mid_run = sum(r.mid_run for r in reports)
     resumes = [s for r in reports for s in r.resume_seconds]
-    assert kills == STORES * KILLS_PER_STORE >= 10
+    assert kills == STORES * KILLS_PER_STORE >= 9
     assert sum(r.shots_lost for r in reports) == 0
     assert mid_run >= kills // 3, f"too few kills landed mid-scan: {reports}"
     assert sum(r.takeovers for r in reports) >= 1, "no resume had devices to take over"
@@ -56,7 +56,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_a_plain_resume_completes(
 
 
 def test_show_explains_a_crashed_store(tmp_path: Path, terminal: dict[str, str]) -> None:
-    spec, reference = reference_run(tmp_path / "reference", terminal)
+    spec = write_spec(tmp_path)  # no reference run: only the state line is checked
     store = tmp_path / "s.zarr"
     proc = shotflow(["run", str(spec), "--store", str(store)], terminal, tmp_path / "run.log")
     try:
