@@ -1,8 +1,10 @@
 """Entry point of the managed local Prefect server: ``python -m flows.cli._server_main --port P --idle S``.
 
-Serves Prefect's API and UI (with its background services) on 127.0.0.1 with uvicorn, and
-stops after ``--idle`` seconds without an HTTP request. SIGTERM (``shotflow server stop``)
-and SIGINT shut it down gracefully; uvicorn handles both.
+A database that does not exist yet is first made from the schema Prefect's migrations make
+(:mod:`flows.cli._prefect_database`). Serves Prefect's API and UI (with its background
+services) on 127.0.0.1 with uvicorn, and stops after ``--idle`` seconds without an HTTP
+request. SIGTERM (``shotflow server stop``) and SIGINT shut it down gracefully; uvicorn
+handles both.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
+
+from ._prefect_database import prepare_server_database
 
 __all__ = ["main"]
 
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle", type=float, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    prepare_server_database()  # a new database from the shipped schema: no migrations to run
     anyio.run(_serve, args.port, args.idle)
 
 
