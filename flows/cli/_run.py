@@ -1,6 +1,8 @@
 """The CLI commands that run sequences, ``run`` and ``resume``, with their live progress bar.
 
-Imported only when one of them runs (see :mod:`flows.cli._main`): it imports Prefect.
+Imported only when one of them runs (see :mod:`flows.cli._main`). It imports Prefect's settings
+first, starts the local server if one is needed, and only then the run (Prefect, the store: 2-3
+s), so that those imports overlap the server's start.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from flows.run import Progress as RunProgress
-from flows.run import SequenceResult, check_resume, progress_listener
 from flows.sequence import SequenceSpec, apply_overrides, load_spec
-from tasks.store import read_store_spec, store_state
 
 from ._main import EXIT_FAILED, EXIT_INTERRUPTED, overrides_of
+
+if TYPE_CHECKING:  # flows.run and the store are imported once the local server is starting (see _run)
+    from flows.run import Progress as RunProgress
+    from flows.run import SequenceResult
 
 __all__ = ["resume_command", "run_command"]
 
@@ -68,7 +71,7 @@ def _prefect_server(console: Console) -> Iterator[tuple[str, str]]:
     with console.status("starting the local Prefect server (the first time takes a while)..."):
         info, started = ensure_server(wait=False)
         if not info.ready:
-            import flows.run  # noqa: F401 - the run's imports (~1.5 s) overlap the server's start
+            import flows.run  # noqa: F401 - the run's imports (2-3 s) overlap the server's start
 
             info = await_server(info)
     if started:
@@ -150,6 +153,8 @@ def _report_from_store(watch: _Watch) -> int:
     if last is None or last.store is None:
         _err.print("[bold red]sequence failed:[/] the run ended before creating its store")
         return EXIT_FAILED
+    from tasks.store import store_state
+
     attrs = store_state(last.store)
     state = str(attrs.get("state"))
     summary = {
@@ -195,7 +200,7 @@ def _run(
     )
     watch = _Watch()
     with _prefect_server(console) as (api_url, ui_url):
-        from flows.run import run_sequence
+        from flows.run import SequenceResult, progress_listener, run_sequence
 
         with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
             task_id = bar.add_task(spec.name, total=None, rate="-")
@@ -270,6 +275,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def resume_command(args: argparse.Namespace) -> int:
     """``shotflow resume STORE``: the spec recorded in the store, continued in it."""
+    from flows.run import check_resume
+    from tasks.store import read_store_spec
+
     spec = load_spec(read_store_spec(args.store))  # validated like any spec: SpecError, exit 2
     check_resume(spec, args.store)  # and consistent with the stored shots, before any server
     return _run(spec, args.store, resume=True)

@@ -117,6 +117,16 @@ def test_plan_refusing_a_bad_spec_imports_no_prefect(tmp_path: Path, env: dict[s
     assert _loaded(modules, RUN_ONLY + STORE_ONLY) == []
 
 
+def test_run_refusing_a_bad_spec_imports_neither_prefect_nor_the_store(tmp_path: Path, env: dict[str, str]) -> None:
+    """The spec is checked first; the run's heavy imports come only once its server is starting (they overlap it)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\niteration:\n  - {declare: {variable: d, value: 2 wobbles}}\n  - shot\n")
+    done, modules = _imported(["run", str(bad)], env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "wobbles" in done.stderr
+    assert _loaded(modules, RUN_ONLY + STORE_ONLY) == []
+
+
 def test_show_imports_the_store_but_no_prefect_and_no_matplotlib(store: Path, env: dict[str, str]) -> None:
     done, modules = _imported(["show", str(store)], env)
     assert done.returncode == 0, done.stderr[-2000:]
