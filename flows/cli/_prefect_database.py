@@ -53,7 +53,11 @@ def _known_revision(revision: str, versions_dir: Path) -> bool:
 
 
 def _publish(temporary: Path, path: Path) -> bool:
-    """Move ``temporary`` to ``path`` unless ``path`` exists (never replaces a database)."""
+    """Move ``temporary`` to ``path`` unless ``path`` exists (never replaces a database).
+
+    ``temporary`` is removed if it was not moved; an OSError other than "exists" (a file
+    system without hard links) is raised.
+    """
     try:
         if sys.platform == "win32":
             os.rename(temporary, path)  # fails if path exists
@@ -61,9 +65,11 @@ def _publish(temporary: Path, path: Path) -> bool:
             os.link(temporary, path)  # fails if path exists
             temporary.unlink()
         return True
-    except FileExistsError:
+    except OSError as exc:
         temporary.unlink(missing_ok=True)
-        return False
+        if isinstance(exc, FileExistsError):
+            return False
+        raise
 
 
 def create_from_schema(path: Path, schema: str) -> bool:
@@ -71,8 +77,9 @@ def create_from_schema(path: Path, schema: str) -> bool:
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a server killed while it made one
+        stale.unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
     connection = sqlite3.connect(temporary)
     try:
         connection.executescript(schema)
@@ -102,7 +109,12 @@ def prepare_server_database() -> None:
     if not _known_revision(revision, Path(database.orm.versions_dir)):
         logger.info("Prefect does not know the shipped schema's revision %s: it migrates a new database", revision)
         return
-    if create_from_schema(path, schema):
+    try:
+        created = create_from_schema(path, schema)
+    except (OSError, sqlite3.Error) as exc:  # the server still starts: Prefect migrates a new database
+        logger.warning("could not make the Prefect database %s from its schema (%s): Prefect migrates it", path, exc)
+        return
+    if created:
         logger.info("created the Prefect database %s from its schema at revision %s", path, revision)
 
 

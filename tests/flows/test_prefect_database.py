@@ -76,6 +76,12 @@ def test_a_new_database_is_made_at_the_schemas_revision(tmp_path: Path) -> None:
     assert os.listdir(path.parent) == ["prefect.db"]  # no temporary file left
 
 
+def test_a_half_made_database_of_a_killed_server_is_cleared(tmp_path: Path) -> None:
+    (tmp_path / ".prefect.db.4242.tmp").write_bytes(b"half a database")
+    assert create_from_schema(tmp_path / "prefect.db", SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert os.listdir(tmp_path) == ["prefect.db"]
+
+
 def test_an_existing_database_is_never_replaced(tmp_path: Path) -> None:
     path = tmp_path / "prefect.db"
     with sqlite3.connect(path) as connection:
